@@ -1,0 +1,9 @@
+DROP TABLE meta;
+DROP TABLE audit_log;
+DROP TABLE browser_sessions;
+DROP TABLE password_credentials;
+DROP TABLE role_assignments;
+DROP TABLE roles;
+DROP TABLE memberships;
+DROP TABLE user_groups;
+DROP TABLE users;

@@ -1,0 +1,143 @@
+//! portcullis: an identity provider with OpenID Connect, SAML 2.0, passkeys
+//! and built-in Privileged Identity Management.
+//!
+//! [`build_app`] turns [`config::Settings`] into a server bound to its port
+//! (port 0 in tests); `main.rs` is the command line around it.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod ephemeral;
+pub mod error;
+pub mod protocol;
+pub mod service;
+pub mod store;
+pub mod web;
+
+use clock::{SharedClock, SystemClock};
+use config::{LogFormat, Settings};
+use error::{Error, Result};
+use service::Services;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Opens the database (applying migrations) and the ephemeral store.
+pub async fn open_services(settings: Settings, clock: SharedClock) -> Result<Services> {
+    let db = settings.database.clone();
+    let store = tokio::task::spawn_blocking(move || store::diesel::DieselStore::open(&db))
+        .await
+        .map_err(|e| Error::internal(e.to_string()))??;
+    let ephemeral = ephemeral::connect(&settings.ephemeral, clock.clone()).await?;
+    Ok(Services {
+        store: Arc::new(store),
+        ephemeral,
+        clock,
+        settings: Arc::new(settings),
+    })
+}
+
+/// A server bound to its port, not yet running.
+pub struct App {
+    pub port: u16,
+    pub issuer: String,
+    pub services: Services,
+    server: actix_web::dev::Server,
+}
+
+impl App {
+    /// Stops the server (gracefully when `graceful`).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped (SIGTERM/SIGINT or the handle), with background
+    /// housekeeping alongside.
+    pub async fn run(self) -> std::io::Result<()> {
+        let services = self.services.clone();
+        let housekeeping = async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                tick.tick().await;
+                let now = services.now();
+                match services.db(move |r| r.delete_expired_sessions(now)).await {
+                    Ok(n) if n > 0 => tracing::info!(removed = n, "expired sessions removed"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "session clean-up failed"),
+                }
+            }
+        };
+        tokio::select! {
+            r = self.server => r,
+            () = housekeeping => Ok(()),
+        }
+    }
+}
+
+/// Builds the IdP from settings with the system clock.
+pub async fn build_app(settings: Settings) -> Result<App> {
+    build_app_with_clock(settings, Arc::new(SystemClock)).await
+}
+
+/// Builds the IdP with an injected clock (tests use a fixed one).
+pub async fn build_app_with_clock(settings: Settings, clock: SharedClock) -> Result<App> {
+    let bind = settings.bind;
+    let services = open_services(settings, clock).await?;
+    if let Some(password) = services.bootstrap().await? {
+        tracing::warn!(
+            "created the first administrator: username `admin`, one-time password `{password}`. \
+             It is shown only this once and must be changed at first sign-in."
+        );
+    }
+    let listener = TcpListener::bind(bind)
+        .map_err(|e| Error::unavailable(format!("cannot listen on {bind}: {e}")))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| Error::internal(e.to_string()))?
+        .port();
+    let issuer = services.settings.issuer_for_port(port);
+    let secure_cookies = services
+        .settings
+        .session
+        .secure_cookie
+        .unwrap_or_else(|| issuer.starts_with("https://"));
+    let state = actix_web::web::Data::new(web::AppState {
+        services: services.clone(),
+        metrics: Arc::new(web::Metrics::new()),
+        issuer: issuer.clone(),
+        secure_cookies,
+    });
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(state.clone())
+            .wrap(web::security_headers())
+            .wrap(actix_web::middleware::from_fn(web::observe))
+            .configure(web::routes)
+    })
+    .listen(listener)
+    .map_err(|e| Error::unavailable(format!("cannot serve on {bind}: {e}")))?
+    .shutdown_timeout(10)
+    .run();
+    tracing::info!(%issuer, backend = services.store.backend(), "portcullis listening on {bind}");
+    Ok(App {
+        port,
+        issuer,
+        services,
+        server,
+    })
+}
+
+/// Sets up tracing once for the process: text or JSON lines on stderr.
+pub fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}

@@ -1,0 +1,5 @@
+//! Pure protocol rules: inputs plus `now` in, decisions out. No actix, diesel
+//! or redis here, so every security rule is unit-testable.
+
+pub mod client_ip;
+pub mod login;

@@ -1,0 +1,333 @@
+//! Password sign-in, throttling, browser sessions and password changes.
+
+use super::{Actor, Services, record};
+use crate::crypto::password::{hash_password, verify_against_dummy, verify_password};
+use crate::crypto::{random_token, sha256_hex};
+use crate::domain::{PasswordCredential, Session, User, Username};
+use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::login::{
+    FailureCounts, ThrottleDecision, ThrottleLimits, check_password_policy, human_wait, throttle,
+};
+use serde_json::json;
+
+/// What every failed password sign-in says, whatever the reason, so that the
+/// answer does not reveal which usernames exist.
+pub const BAD_CREDENTIALS: &str = "Incorrect username or password.";
+
+/// How a sign-in attempt ended, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginOutcome {
+    Success,
+    BadCredentials,
+    Throttled,
+    Disabled,
+}
+
+impl LoginOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::BadCredentials => "bad_credentials",
+            Self::Throttled => "throttled",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+/// A new browser session; `token` goes into the cookie and nowhere else.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub token: String,
+    pub user: User,
+    pub must_change_password: bool,
+}
+
+/// A failed attempt: the outcome for metrics and the error for the user.
+#[derive(Debug)]
+pub struct LoginFailure {
+    pub outcome: LoginOutcome,
+    pub error: Error,
+}
+
+fn account_key(username: &str) -> String {
+    format!("loginfail:acct:{}", sha256_hex(username.as_bytes()))
+}
+
+fn ip_key(ip: &str) -> String {
+    format!("loginfail:ip:{ip}")
+}
+
+/// Client details recorded with a session.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl Services {
+    fn limits(&self) -> ThrottleLimits {
+        let l = &self.settings.login;
+        ThrottleLimits {
+            per_account: l.max_failures_per_account,
+            per_ip: l.max_failures_per_ip,
+            lockout: l.lockout,
+        }
+    }
+
+    async fn throttle_decision(&self, username: &str, ip: &str) -> Result<ThrottleDecision> {
+        let (ak, ik) = (account_key(username), ip_key(ip));
+        let count = |v: Option<Vec<u8>>| {
+            v.and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let counts = FailureCounts {
+            account: count(self.ephemeral.get(&ak).await?),
+            ip: count(self.ephemeral.get(&ik).await?),
+        };
+        let decision = throttle(counts, self.limits(), None);
+        if let ThrottleDecision::Locked { .. } = decision {
+            let a = self.ephemeral.ttl(&ak).await?.unwrap_or_default();
+            let i = self.ephemeral.ttl(&ik).await?.unwrap_or_default();
+            return Ok(throttle(counts, self.limits(), Some(a.max(i))));
+        }
+        Ok(decision)
+    }
+
+    async fn count_failure(&self, username: &str, ip: &str) -> Result<()> {
+        let lockout = self.settings.login.lockout;
+        self.ephemeral.incr(&account_key(username), lockout).await?;
+        self.ephemeral.incr(&ip_key(ip), lockout).await?;
+        Ok(())
+    }
+
+    /// Checks a username and password and, when they match an active account,
+    /// opens a new session.
+    pub async fn login_password(
+        &self,
+        username: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<SignedIn, LoginFailure> {
+        let fail = |outcome, error| LoginFailure { outcome, error };
+        let internal = |e: Error| fail(LoginOutcome::BadCredentials, e);
+        let name_key = username.trim().to_lowercase();
+        let ip = client.ip.clone().unwrap_or_else(|| "unknown".into());
+        let actor = Actor::user(&name_key, client.ip.clone());
+
+        if let ThrottleDecision::Locked { retry_after } =
+            self.throttle_decision(&name_key, &ip).await.map_err(internal)?
+        {
+            let now = self.now();
+            let (a, subject) = (actor.clone(), name_key.clone());
+            self.db(move |r| record(r, now, &a, "login.throttled", &subject, json!({})))
+                .await
+                .map_err(internal)?;
+            return Err(fail(
+                LoginOutcome::Throttled,
+                Error::new(
+                    ErrorKind::Throttled,
+                    format!(
+                        "Too many failed sign-in attempts. Try again in {}.",
+                        human_wait(retry_after)
+                    ),
+                ),
+            ));
+        }
+
+        let found = match Username::parse(username) {
+            Ok(name) => self
+                .db(move |r| {
+                    let Some(user) = r.user_by_username(&name)? else {
+                        return Ok(None);
+                    };
+                    let cred = r.password(&user.id)?;
+                    Ok(Some((user, cred)))
+                })
+                .await
+                .map_err(internal)?,
+            Err(_) => None,
+        };
+
+        let pw = password.to_string();
+        let (user, cred) = match found {
+            Some((user, Some(cred))) => {
+                let phc = cred.hash.clone();
+                let ok = Self::cpu(move || verify_password(&pw, &phc)).await.map_err(internal)?;
+                if ok { (Some(user), Some(cred)) } else { (None, None) }
+            }
+            _ => {
+                // Same cost as a real check, so timing does not tell.
+                Self::cpu(move || verify_against_dummy(&pw)).await.map_err(internal)?;
+                (None, None)
+            }
+        };
+
+        let now = self.now();
+        let (Some(user), Some(cred)) = (user, cred) else {
+            self.count_failure(&name_key, &ip).await.map_err(internal)?;
+            let (a, subject) = (actor.clone(), name_key.clone());
+            self.db(move |r| record(r, now, &a, "login.failure", &subject, json!({"method": "pwd"})))
+                .await
+                .map_err(internal)?;
+            return Err(fail(
+                LoginOutcome::BadCredentials,
+                Error::new(ErrorKind::Unauthenticated, BAD_CREDENTIALS),
+            ));
+        };
+
+        if !user.is_active() {
+            let (a, subject) = (actor.clone(), name_key.clone());
+            self.db(move |r| record(r, now, &a, "login.disabled", &subject, json!({})))
+                .await
+                .map_err(internal)?;
+            return Err(fail(
+                LoginOutcome::Disabled,
+                Error::forbidden("This account is disabled. Contact your administrator."),
+            ));
+        }
+
+        self.ephemeral
+            .delete(&account_key(&name_key))
+            .await
+            .map_err(internal)?;
+        let token = self
+            .open_session(&user, vec!["pwd".into()], client, &actor)
+            .await
+            .map_err(internal)?;
+        Ok(SignedIn {
+            token,
+            user,
+            must_change_password: cred.must_change,
+        })
+    }
+
+    /// Creates a session for `user` and returns the cookie value.
+    async fn open_session(
+        &self,
+        user: &User,
+        amr: Vec<String>,
+        client: &ClientInfo,
+        actor: &Actor,
+    ) -> Result<String> {
+        let now = self.now();
+        let token = random_token();
+        let absolute = chrono::Duration::from_std(self.settings.session.absolute_timeout)
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let session = Session {
+            id_digest: sha256_hex(token.as_bytes()),
+            user_id: user.id.clone(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + absolute,
+            auth_time: now,
+            amr,
+            ip: client.ip.clone(),
+            user_agent: client.user_agent.as_ref().map(|u| u.chars().take(256).collect()),
+        };
+        let (actor, subject) = (actor.clone(), user.username.to_string());
+        self.db(move |r| {
+            r.insert_session(&session)?;
+            record(r, now, &actor, "login.success", &subject, json!({"amr": session.amr}))
+        })
+        .await?;
+        Ok(token)
+    }
+
+    /// The live session and its user for a cookie value, sliding the idle
+    /// timeout. Expired, idle or orphaned sessions are removed and yield `None`.
+    pub async fn session_for(&self, token: &str) -> Result<Option<(Session, User)>> {
+        if token.is_empty() || token.len() > 128 {
+            return Ok(None);
+        }
+        let digest = sha256_hex(token.as_bytes());
+        let now = self.now();
+        let idle = chrono::Duration::from_std(self.settings.session.idle_timeout)
+            .map_err(|e| Error::internal(e.to_string()))?;
+        self.db(move |r| {
+            let Some(s) = r.session(&digest)? else {
+                return Ok(None);
+            };
+            let user = r.user_by_id(&s.user_id)?;
+            let alive = s.expires_at > now && s.last_seen_at + idle > now;
+            match user {
+                Some(u) if alive && u.is_active() => {
+                    // Write at most once a minute per session.
+                    if now - s.last_seen_at >= chrono::Duration::seconds(60) {
+                        r.touch_session(&digest, now)?;
+                    }
+                    Ok(Some((s, u)))
+                }
+                _ => {
+                    r.delete_session(&digest)?;
+                    Ok(None)
+                }
+            }
+        })
+        .await
+    }
+
+    /// Ends the session behind a cookie value, if any.
+    pub async fn logout(&self, token: &str, ip: Option<String>) -> Result<()> {
+        let Some((session, user)) = self.session_for(token).await? else {
+            return Ok(());
+        };
+        let now = self.now();
+        let actor = Actor::user(user.username.as_str(), ip);
+        self.db(move |r| {
+            r.delete_session(&session.id_digest)?;
+            record(r, now, &actor, "logout", actor.name.as_str(), json!({}))
+        })
+        .await
+    }
+
+    /// Replaces the signed-in user's password after checking the current one.
+    /// Every other session of the user ends.
+    pub async fn change_password(
+        &self,
+        session: &Session,
+        user: &User,
+        current: &str,
+        new: &str,
+        ip: Option<String>,
+    ) -> Result<()> {
+        let min = self.settings.login.password_min_length;
+        check_password_policy(new, min, user.username.as_str()).map_err(Error::invalid)?;
+        if current == new {
+            return Err(Error::invalid("The new password must differ from the current one."));
+        }
+        let id = user.id.clone();
+        let cred = self.db(move |r| r.password(&id)).await?;
+        let (cur, phc) = (current.to_string(), cred.map(|c| c.hash).unwrap_or_default());
+        if !Self::cpu(move || verify_password(&cur, &phc)).await? {
+            return Err(Error::new(ErrorKind::Unauthenticated, "The current password is incorrect."));
+        }
+        let new_pw = new.to_string();
+        let hash = Self::cpu(move || hash_password(&new_pw)).await?.map_err(Error::internal)?;
+        let now = self.now();
+        let (id, keep, actor) = (
+            user.id.clone(),
+            session.id_digest.clone(),
+            Actor::user(user.username.as_str(), ip),
+        );
+        self.db(move |r| {
+            r.set_password(&id, &PasswordCredential { hash: hash.clone(), must_change: false, updated_at: now })?;
+            for s in r.sessions_of(&id)? {
+                if s.id_digest != keep {
+                    r.delete_session(&s.id_digest)?;
+                }
+            }
+            record(r, now, &actor, "password.change", actor.name.as_str(), json!({}))
+        })
+        .await
+    }
+
+    /// Whether the user must replace a one-time password before going on.
+    pub async fn must_change_password(&self, user: &User) -> Result<bool> {
+        let id = user.id.clone();
+        Ok(self
+            .db(move |r| r.password(&id))
+            .await?
+            .is_some_and(|c| c.must_change))
+    }
+}

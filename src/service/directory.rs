@@ -1,0 +1,273 @@
+//! Users, groups, roles and permanent role assignments: what the CLI and the
+//! admin pages change. Every change is audited in the same transaction.
+
+use super::{Actor, Services, record};
+use crate::crypto::password::hash_password;
+use crate::domain::{
+    Group, GroupId, GroupName, PasswordCredential, Role, RoleId, RoleName, User, UserId,
+    UserStatus, Username, validate_email,
+};
+use crate::error::{Error, Result};
+use crate::protocol::login::check_password_policy;
+use crate::store::Repo;
+use serde::Serialize;
+use serde_json::json;
+
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub must_change_password: bool,
+}
+
+/// A user with what they belong to, as `user show` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserDetails {
+    #[serde(flatten)]
+    pub user: User,
+    pub groups: Vec<GroupName>,
+    pub roles: Vec<RoleName>,
+    pub has_password: bool,
+    pub sessions: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupDetails {
+    #[serde(flatten)]
+    pub group: Group,
+    pub members: Vec<Username>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleDetails {
+    #[serde(flatten)]
+    pub role: Role,
+    pub holders: Vec<Username>,
+}
+
+fn parse<T, E: std::fmt::Display>(r: std::result::Result<T, E>) -> Result<T> {
+    r.map_err(|e| Error::invalid(e.to_string()))
+}
+
+fn need_user(r: &mut dyn Repo, name: &Username) -> Result<User> {
+    r.user_by_username(name)?
+        .ok_or_else(|| Error::not_found(format!("no user named {name}")))
+}
+
+fn need_group(r: &mut dyn Repo, name: &GroupName) -> Result<Group> {
+    r.group_by_name(name)?
+        .ok_or_else(|| Error::not_found(format!("no group named {name}")))
+}
+
+fn need_role(r: &mut dyn Repo, name: &RoleName) -> Result<Role> {
+    r.role_by_name(name)?
+        .ok_or_else(|| Error::not_found(format!("no role named {name}")))
+}
+
+fn usernames(users: Vec<User>) -> Vec<Username> {
+    users.into_iter().map(|u| u.username).collect()
+}
+
+impl Services {
+    async fn hash_new_password(&self, password: &str, username: &str) -> Result<String> {
+        check_password_policy(password, self.settings.login.password_min_length, username)
+            .map_err(Error::invalid)?;
+        let pw = password.to_string();
+        Self::cpu(move || hash_password(&pw)).await?.map_err(Error::internal)
+    }
+
+    pub async fn create_user(&self, actor: &Actor, input: NewUser) -> Result<User> {
+        let username = parse(Username::parse(&input.username))?;
+        let email = match input.email.as_deref().map(str::trim) {
+            Some("") | None => None,
+            Some(e) => Some(parse(validate_email(e))?),
+        };
+        let display_name = input
+            .display_name
+            .map(|d| d.trim().to_string())
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| username.to_string());
+        if display_name.chars().count() > 200 {
+            return Err(Error::invalid("the display name must be at most 200 characters"));
+        }
+        let hash = match &input.password {
+            Some(pw) => Some(self.hash_new_password(pw, username.as_str()).await?),
+            None => None,
+        };
+        let now = self.now();
+        let user = User {
+            id: UserId::generate(),
+            username,
+            display_name,
+            email,
+            manager_id: None,
+            status: UserStatus::Active,
+            created_at: now,
+            updated_at: now,
+        };
+        let (u, actor, must_change) = (user.clone(), actor.clone(), input.must_change_password);
+        self.db(move |r| {
+            r.insert_user(&u)?;
+            if let Some(hash) = &hash {
+                r.set_password(&u.id, &PasswordCredential { hash: hash.clone(), must_change, updated_at: now })?;
+            }
+            record(r, now, &actor, "user.create", u.username.as_str(), json!({"id": u.id}))
+        })
+        .await?;
+        Ok(user)
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>> {
+        self.db(|r| r.list_users()).await
+    }
+
+    pub async fn user_details(&self, username: &str) -> Result<UserDetails> {
+        let name = parse(Username::parse(username))?;
+        self.db(move |r| {
+            let user = need_user(r, &name)?;
+            Ok(UserDetails {
+                groups: r.groups_of(&user.id)?.into_iter().map(|g| g.name).collect(),
+                roles: r.roles_of(&user.id)?.into_iter().map(|x| x.name).collect(),
+                has_password: r.password(&user.id)?.is_some(),
+                sessions: r.sessions_of(&user.id)?.len(),
+                user,
+            })
+        })
+        .await
+    }
+
+    /// Disabling also ends every session of the user at once.
+    pub async fn set_user_status(&self, actor: &Actor, username: &str, status: UserStatus) -> Result<User> {
+        let name = parse(Username::parse(username))?;
+        let now = self.now();
+        let actor = actor.clone();
+        self.db(move |r| {
+            let user = need_user(r, &name)?;
+            r.set_user_status(&user.id, status, now)?;
+            let ended = if status == UserStatus::Disabled { r.delete_sessions_of(&user.id)? } else { 0 };
+            let action = match status {
+                UserStatus::Active => "user.enable",
+                UserStatus::Disabled => "user.disable",
+            };
+            record(r, now, &actor, action, name.as_str(), json!({"sessions_ended": ended}))?;
+            Ok(User { status, updated_at: now, ..user })
+        })
+        .await
+    }
+
+    /// Sets a password chosen by an administrator; `must_change` makes it one-time.
+    pub async fn set_password(&self, actor: &Actor, username: &str, password: &str, must_change: bool) -> Result<()> {
+        let name = parse(Username::parse(username))?;
+        let hash = self.hash_new_password(password, name.as_str()).await?;
+        let now = self.now();
+        let actor = actor.clone();
+        self.db(move |r| {
+            let user = need_user(r, &name)?;
+            r.set_password(&user.id, &PasswordCredential { hash: hash.clone(), must_change, updated_at: now })?;
+            record(r, now, &actor, "user.set_password", name.as_str(), json!({"must_change": must_change}))
+        })
+        .await
+    }
+
+    pub async fn create_group(&self, actor: &Actor, name: &str, description: &str) -> Result<Group> {
+        let group = Group {
+            id: GroupId::generate(),
+            name: parse(GroupName::parse(name))?,
+            description: description.trim().to_string(),
+            created_at: self.now(),
+        };
+        let (g, actor) = (group.clone(), actor.clone());
+        self.db(move |r| {
+            r.insert_group(&g)?;
+            record(r, g.created_at, &actor, "group.create", g.name.as_str(), json!({}))
+        })
+        .await?;
+        Ok(group)
+    }
+
+    pub async fn list_groups(&self) -> Result<Vec<GroupDetails>> {
+        self.db(|r| {
+            let groups = r.list_groups()?;
+            groups
+                .into_iter()
+                .map(|group| Ok(GroupDetails { members: usernames(r.members(&group)?), group }))
+                .collect()
+        })
+        .await
+    }
+
+    /// Adds (`member = true`) or removes a user from a group.
+    pub async fn set_membership(&self, actor: &Actor, group: &str, username: &str, member: bool) -> Result<()> {
+        let gname = parse(GroupName::parse(group))?;
+        let uname = parse(Username::parse(username))?;
+        let now = self.now();
+        let actor = actor.clone();
+        self.db(move |r| {
+            let g = need_group(r, &gname)?;
+            let u = need_user(r, &uname)?;
+            if member {
+                r.add_member(&g, &u.id, now).map_err(|e| match e.kind {
+                    crate::error::ErrorKind::Conflict => Error::conflict(format!("{uname} is already a member of {gname}")),
+                    _ => e,
+                })?;
+            } else {
+                r.remove_member(&g, &u.id)?;
+            }
+            let action = if member { "group.add_member" } else { "group.remove_member" };
+            record(r, now, &actor, action, gname.as_str(), json!({"user": uname}))
+        })
+        .await
+    }
+
+    pub async fn create_role(&self, actor: &Actor, name: &str, description: &str) -> Result<Role> {
+        let role = Role {
+            id: RoleId::generate(),
+            name: parse(RoleName::parse(name))?,
+            description: description.trim().to_string(),
+            created_at: self.now(),
+        };
+        let (x, actor) = (role.clone(), actor.clone());
+        self.db(move |r| {
+            r.insert_role(&x)?;
+            record(r, x.created_at, &actor, "role.create", x.name.as_str(), json!({}))
+        })
+        .await?;
+        Ok(role)
+    }
+
+    pub async fn list_roles(&self) -> Result<Vec<RoleDetails>> {
+        self.db(|r| {
+            let roles = r.list_roles()?;
+            roles
+                .into_iter()
+                .map(|role| Ok(RoleDetails { holders: usernames(r.role_holders(&role)?), role }))
+                .collect()
+        })
+        .await
+    }
+
+    /// Grants (`assign = true`) or withdraws a permanent role.
+    pub async fn set_role_assignment(&self, actor: &Actor, role: &str, username: &str, assign: bool) -> Result<()> {
+        let rname = parse(RoleName::parse(role))?;
+        let uname = parse(Username::parse(username))?;
+        let now = self.now();
+        let actor = actor.clone();
+        self.db(move |r| {
+            let x = need_role(r, &rname)?;
+            let u = need_user(r, &uname)?;
+            if assign {
+                r.assign_role(&x, &u.id, now).map_err(|e| match e.kind {
+                    crate::error::ErrorKind::Conflict => Error::conflict(format!("{uname} already holds {rname}")),
+                    _ => e,
+                })?;
+            } else {
+                r.unassign_role(&x, &u.id)?;
+            }
+            let action = if assign { "role.assign" } else { "role.unassign" };
+            record(r, now, &actor, action, rname.as_str(), json!({"user": uname}))
+        })
+        .await
+    }
+}

@@ -1,0 +1,105 @@
+//! Orchestration: protocol rules + store + ephemeral state + clock. The only
+//! owner of transactions and single-use consumption.
+
+pub mod audit;
+pub mod auth;
+pub mod bootstrap;
+pub mod csrf;
+pub mod directory;
+
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::domain::NewAuditEntry;
+use crate::ephemeral::SharedEphemeral;
+use crate::error::{Error, Result};
+use crate::store::{Repo, SharedStore};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+/// Everything a request or a CLI command needs; cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub store: SharedStore,
+    pub ephemeral: SharedEphemeral,
+    pub clock: SharedClock,
+    pub settings: Arc<Settings>,
+}
+
+/// Who caused an action, for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    pub ip: Option<String>,
+}
+
+impl Actor {
+    pub fn cli() -> Self {
+        Self {
+            name: "cli".into(),
+            ip: None,
+        }
+    }
+
+    pub fn system() -> Self {
+        Self {
+            name: "system".into(),
+            ip: None,
+        }
+    }
+
+    pub fn user(name: &str, ip: Option<String>) -> Self {
+        Self {
+            name: name.into(),
+            ip,
+        }
+    }
+}
+
+impl Services {
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Runs `f` in one database transaction on the blocking pool.
+    pub async fn db<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut dyn Repo) -> Result<T> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.tx(f))
+            .await
+            .map_err(|e| Error::internal(format!("database task failed: {e}")))?
+    }
+
+    /// Runs CPU-heavy work (password hashing) off the async workers.
+    pub async fn cpu<T, F>(f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| Error::internal(format!("worker task failed: {e}")))
+    }
+}
+
+/// Appends one event to the audit chain inside the caller's transaction.
+pub fn record(
+    repo: &mut dyn Repo,
+    now: DateTime<Utc>,
+    actor: &Actor,
+    action: &str,
+    subject: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
+    repo.append_audit(&NewAuditEntry {
+        at: now,
+        actor: actor.name.clone(),
+        action: action.into(),
+        subject: subject.into(),
+        ip: actor.ip.clone(),
+        detail,
+    })?;
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! The hash-chained audit log and the small key/value `meta` table.
+
+use super::schema::{audit_log as a, meta};
+use super::{DbConn, from_ts, to_ts};
+use crate::crypto::audit_chain_hash;
+use crate::domain::{AuditEntry, NewAuditEntry};
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::{AuditRepo, MetaRepo};
+use diesel::prelude::*;
+
+
+pub use crate::crypto::AUDIT_GENESIS as GENESIS;
+
+type AuditRow = (i64, i64, String, String, String, Option<String>, String, String, String);
+
+fn entry_from(r: AuditRow) -> AuditEntry {
+    AuditEntry {
+        seq: r.0,
+        entry: NewAuditEntry {
+            at: from_ts(r.1),
+            actor: r.2,
+            action: r.3,
+            subject: r.4,
+            ip: r.5,
+            detail: serde_json::from_str(&r.6).unwrap_or(serde_json::Value::String(r.6)),
+        },
+        prev_hash: r.7,
+        hash: r.8,
+    }
+}
+
+impl AuditRepo for DbConn {
+    fn append_audit(&mut self, e: &NewAuditEntry) -> Result<AuditEntry> {
+        let last: Option<(i64, String)> = a::table
+            .order(a::seq.desc())
+            .select((a::seq, a::hash))
+            .first(self)
+            .optional()?;
+        let (seq, prev_hash) = match last {
+            Some((s, h)) => (s + 1, h),
+            None => (1, GENESIS.to_string()),
+        };
+        let entry = AuditEntry {
+            seq,
+            entry: e.clone(),
+            hash: audit_chain_hash(&prev_hash, seq, e),
+            prev_hash,
+        };
+        diesel::insert_into(a::table)
+            .values((
+                a::seq.eq(seq),
+                a::at.eq(to_ts(e.at)),
+                a::actor.eq(&e.actor),
+                a::action.eq(&e.action),
+                a::subject.eq(&e.subject),
+                a::ip.eq(&e.ip),
+                a::detail.eq(e.detail.to_string()),
+                a::prev_hash.eq(&entry.prev_hash),
+                a::hash.eq(&entry.hash),
+            ))
+            .execute(self)
+            .map_err(|err| {
+                let err = Error::from(err);
+                if err.kind == ErrorKind::Conflict {
+                    // Another writer took this sequence number; rerun the transaction.
+                    Error::new(ErrorKind::Contention, "please retry").with_detail("audit sequence taken")
+                } else {
+                    err
+                }
+            })?;
+        Ok(entry)
+    }
+
+    fn recent_audit(&mut self, limit: i64) -> Result<Vec<AuditEntry>> {
+        Ok(a::table
+            .order(a::seq.desc())
+            .limit(limit)
+            .load::<AuditRow>(self)?
+            .into_iter()
+            .map(entry_from)
+            .collect())
+    }
+
+    fn audit_after(&mut self, after: i64, limit: i64) -> Result<Vec<AuditEntry>> {
+        Ok(a::table
+            .filter(a::seq.gt(after))
+            .order(a::seq.asc())
+            .limit(limit)
+            .load::<AuditRow>(self)?
+            .into_iter()
+            .map(entry_from)
+            .collect())
+    }
+}
+
+impl MetaRepo for DbConn {
+    fn meta(&mut self, key: &str) -> Result<Option<String>> {
+        Ok(meta::table
+            .find(key)
+            .select(meta::value)
+            .first(self)
+            .optional()?)
+    }
+
+    fn insert_meta(&mut self, key: &str, value: &str) -> Result<()> {
+        diesel::insert_into(meta::table)
+            .values((meta::key.eq(key), meta::value.eq(value)))
+            .execute(self)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,214 @@
+//! The one SQL implementation, for SQLite and PostgreSQL alike, through a
+//! diesel `MultiConnection`. Connections are made by URL scheme: diesel's own
+//! "try each backend" would let SQLite accept a PostgreSQL URL as a file name.
+
+mod audit;
+mod groups;
+mod schema;
+mod sessions;
+mod users;
+
+use super::{Repo, Store};
+use crate::config::DatabaseSettings;
+use crate::error::{Error, ErrorKind, Result};
+use chrono::{DateTime, Utc};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::result::{ConnectionError, DatabaseErrorKind, Error as DieselError};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use std::time::Duration;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Pg(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+impl From<DieselError> for Error {
+    fn from(e: DieselError) -> Self {
+        match &e {
+            DieselError::NotFound => Error::not_found("not found"),
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                Error::conflict("already exists").with_detail(e.to_string())
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                Error::new(ErrorKind::Contention, "please retry").with_detail(e.to_string())
+            }
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => Error::unavailable(e.to_string()),
+            // SQLite reports a writer that lost a race as "database is locked".
+            DieselError::DatabaseError(_, info) if info.message().contains("database is locked") => {
+                Error::new(ErrorKind::Contention, "please retry").with_detail(e.to_string())
+            }
+            _ => Error::internal(e.to_string()),
+        }
+    }
+}
+
+/// Seconds since the epoch, as stored.
+pub(crate) fn to_ts(t: DateTime<Utc>) -> i64 {
+    t.timestamp()
+}
+
+pub(crate) fn from_ts(s: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(s, 0).unwrap_or_default()
+}
+
+pub struct ConnectionManager {
+    url: String,
+}
+
+impl ConnectionManager {
+    fn new(url: &str, connect_timeout: Duration) -> Self {
+        let url = if is_postgres(url) && !url.contains("connect_timeout=") {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}connect_timeout={}", connect_timeout.as_secs().max(1))
+        } else {
+            url.to_string()
+        };
+        Self { url }
+    }
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    url.strip_prefix("sqlite://")
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConn;
+    type Error = ConnectionError;
+
+    fn connect(&self) -> Result<DbConn, ConnectionError> {
+        if let Some(path) = sqlite_path(&self.url) {
+            let mut conn = diesel::SqliteConnection::establish(path)?;
+            // WAL lets the CLI write while a server reads; busy_timeout makes
+            // writers queue rather than fail; SQLite needs FKs switched on.
+            conn.batch_execute(
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+            )
+            .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+            Ok(DbConn::Sqlite(conn))
+        } else {
+            Ok(DbConn::Pg(diesel::PgConnection::establish(&self.url)?))
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), ConnectionError> {
+        conn.batch_execute("SELECT 1")
+            .map_err(|e| ConnectionError::BadConnection(e.to_string()))
+    }
+
+    fn has_broken(&self, _conn: &mut DbConn) -> bool {
+        false
+    }
+}
+
+type Pool = r2d2::Pool<ConnectionManager>;
+
+pub struct DieselStore {
+    pool: Pool,
+    backend: &'static str,
+}
+
+impl DieselStore {
+    /// Opens the pool (creating a SQLite file's directory if needed) and
+    /// applies pending migrations.
+    pub fn open(settings: &DatabaseSettings) -> Result<Self> {
+        let url = settings.url.expose();
+        if let Some(path) = sqlite_path(url) {
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                if !dir.as_os_str().is_empty() && !path.starts_with("file:") {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Error::unavailable(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
+            }
+        }
+        let manager = ConnectionManager::new(url, settings.connect_timeout);
+        let pool = r2d2::Pool::builder()
+            .max_size(settings.max_connections)
+            .min_idle(Some(0))
+            .connection_timeout(settings.connect_timeout)
+            .build(manager)
+            .map_err(|e| {
+                Error::unavailable(format!("database {}: {e}", settings.url.redacted()))
+            })?;
+        let backend = if is_postgres(url) { "postgres" } else { "sqlite" };
+        let store = Self { pool, backend };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn conn(&self) -> Result<r2d2::PooledConnection<ConnectionManager>> {
+        self.pool
+            .get()
+            .map_err(|e| Error::unavailable(format!("database: {e}")))
+    }
+
+    /// Applies pending migrations; returns how many ran.
+    pub fn migrate(&self) -> Result<usize> {
+        let mut conn = self.conn()?;
+        let ran = match &mut *conn {
+            DbConn::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+            DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+        };
+        ran.map_err(|e| Error::unavailable(format!("migrations failed: {e}")))
+    }
+}
+
+impl Store for DieselStore {
+    fn run_tx(&self, f: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
+        let mut pooled = self.conn()?;
+        let conn: &mut DbConn = &mut pooled;
+        conn.transaction::<(), Error, _>(|c| f(c))
+    }
+
+    fn ping(&self, timeout: Duration) -> Result<()> {
+        let mut conn = self
+            .pool
+            .get_timeout(timeout)
+            .map_err(|e| Error::unavailable(format!("database: {e}")))?;
+        conn.batch_execute("SELECT 1").map_err(Error::from)
+    }
+
+    fn backend(&self) -> &'static str {
+        self.backend
+    }
+}
+
+/// Maps a uniqueness violation to a message that names what clashed.
+pub(crate) fn conflict_as(what: &str) -> impl FnOnce(DieselError) -> Error + '_ {
+    move |e| {
+        let err = Error::from(e);
+        if err.kind == ErrorKind::Conflict {
+            Error::conflict(format!("{what} already exists"))
+        } else {
+            err
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_urls_get_a_connect_timeout() {
+        let m = ConnectionManager::new("postgres://u@h/db", Duration::from_secs(3));
+        assert_eq!(m.url, "postgres://u@h/db?connect_timeout=3");
+        let m = ConnectionManager::new("postgres://u@h/db?sslmode=disable", Duration::from_secs(3));
+        assert_eq!(m.url, "postgres://u@h/db?sslmode=disable&connect_timeout=3");
+        let m = ConnectionManager::new("sqlite://x.db", Duration::from_secs(3));
+        assert_eq!(m.url, "sqlite://x.db");
+    }
+}

@@ -1,0 +1,98 @@
+use super::schema::browser_sessions as s;
+use super::{DbConn, from_ts, to_ts};
+use crate::domain::{Session, UserId};
+use crate::error::Result;
+use crate::store::SessionRepo;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+#[derive(Queryable, Insertable)]
+#[diesel(table_name = s)]
+struct SessionRow {
+    id_digest: String,
+    user_id: String,
+    created_at: i64,
+    last_seen_at: i64,
+    expires_at: i64,
+    auth_time: i64,
+    amr: String,
+    ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl SessionRow {
+    fn from_domain(x: &Session) -> Self {
+        Self {
+            id_digest: x.id_digest.clone(),
+            user_id: x.user_id.to_string(),
+            created_at: to_ts(x.created_at),
+            last_seen_at: to_ts(x.last_seen_at),
+            expires_at: to_ts(x.expires_at),
+            auth_time: to_ts(x.auth_time),
+            amr: x.amr.join(" "),
+            ip: x.ip.clone(),
+            user_agent: x.user_agent.clone(),
+        }
+    }
+
+    fn into_domain(self) -> Session {
+        Session {
+            id_digest: self.id_digest,
+            user_id: UserId::from_stored(self.user_id),
+            created_at: from_ts(self.created_at),
+            last_seen_at: from_ts(self.last_seen_at),
+            expires_at: from_ts(self.expires_at),
+            auth_time: from_ts(self.auth_time),
+            amr: self.amr.split_whitespace().map(str::to_string).collect(),
+            ip: self.ip,
+            user_agent: self.user_agent,
+        }
+    }
+}
+
+impl SessionRepo for DbConn {
+    fn insert_session(&mut self, session: &Session) -> Result<()> {
+        diesel::insert_into(s::table)
+            .values(SessionRow::from_domain(session))
+            .execute(self)?;
+        Ok(())
+    }
+
+    fn session(&mut self, id_digest: &str) -> Result<Option<Session>> {
+        Ok(s::table
+            .find(id_digest)
+            .first::<SessionRow>(self)
+            .optional()?
+            .map(SessionRow::into_domain))
+    }
+
+    fn touch_session(&mut self, id_digest: &str, now: DateTime<Utc>) -> Result<()> {
+        diesel::update(s::table.find(id_digest))
+            .set(s::last_seen_at.eq(to_ts(now)))
+            .execute(self)?;
+        Ok(())
+    }
+
+    fn delete_session(&mut self, id_digest: &str) -> Result<()> {
+        diesel::delete(s::table.find(id_digest)).execute(self)?;
+        Ok(())
+    }
+
+    fn delete_sessions_of(&mut self, user: &UserId) -> Result<u64> {
+        Ok(diesel::delete(s::table.filter(s::user_id.eq(user.as_str()))).execute(self)? as u64)
+    }
+
+    fn sessions_of(&mut self, user: &UserId) -> Result<Vec<Session>> {
+        Ok(s::table
+            .filter(s::user_id.eq(user.as_str()))
+            .order(s::last_seen_at.desc())
+            .load::<SessionRow>(self)?
+            .into_iter()
+            .map(SessionRow::into_domain)
+            .collect())
+    }
+
+    fn delete_expired_sessions(&mut self, now: DateTime<Utc>) -> Result<u64> {
+        Ok(diesel::delete(s::table.filter(s::expires_at.le(to_ts(now)))).execute(self)? as u64)
+    }
+}

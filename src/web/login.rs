@@ -1,0 +1,156 @@
+//! The sign-in page, sign-in and sign-out.
+
+use super::State;
+use super::page::{
+    CSRF_FAILED, CsrfForm, PageResult, client_info, cookie, csrf_ok, removal_cookie, render,
+    see_other, session_token, status_for,
+};
+use crate::protocol::login::safe_return_path;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    csrf: &'a str,
+    next: &'a str,
+    username: &'a str,
+    error: Option<&'a str>,
+    notice: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+    signed_out: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Where to go after signing in.
+fn target(next: Option<&str>) -> String {
+    safe_return_path(next).unwrap_or_else(|| "/account".into())
+}
+
+pub async fn root(req: HttpRequest, state: State) -> PageResult {
+    let signed_in = match session_token(&req, &state) {
+        Some(t) => state.services.session_for(&t).await?.is_some(),
+        None => false,
+    };
+    Ok(see_other(if signed_in { "/account" } else { "/login" }))
+}
+
+struct LoginView<'a> {
+    status: StatusCode,
+    next: &'a str,
+    username: &'a str,
+    error: Option<&'a str>,
+    notice: Option<&'a str>,
+}
+
+async fn login_page(req: &HttpRequest, state: &State, v: LoginView<'_>) -> PageResult {
+    let csrf = CsrfForm::issue(req, state).await?;
+    let page = LoginPage {
+        csrf: &csrf.token,
+        next: v.next,
+        username: v.username,
+        error: v.error,
+        notice: v.notice,
+    };
+    Ok(csrf.attach(render(v.status, &page)))
+}
+
+pub async fn show(req: HttpRequest, state: State, q: web::Query<LoginQuery>) -> PageResult {
+    let next = safe_return_path(q.next.as_deref()).unwrap_or_default();
+    if let Some(t) = session_token(&req, &state) {
+        if state.services.session_for(&t).await?.is_some() {
+            return Ok(see_other(&target(Some(&next))));
+        }
+    }
+    let notice = q.signed_out.is_some().then_some("You have signed out.");
+    let view = LoginView {
+        status: StatusCode::OK,
+        next: &next,
+        username: "",
+        error: None,
+        notice,
+    };
+    login_page(&req, &state, view).await
+}
+
+pub async fn submit(req: HttpRequest, state: State, form: web::Form<LoginForm>) -> PageResult {
+    let form = form.into_inner();
+    let next = safe_return_path(form.next.as_deref()).unwrap_or_default();
+    let mut view = LoginView {
+        status: StatusCode::FORBIDDEN,
+        next: &next,
+        username: &form.username,
+        error: Some(CSRF_FAILED),
+        notice: None,
+    };
+    if !csrf_ok(&req, &state, &form.csrf).await? {
+        return login_page(&req, &state, view).await;
+    }
+    let client = client_info(&req, &state);
+    match state
+        .services
+        .login_password(&form.username, &form.password, &client)
+        .await
+    {
+        Ok(signed_in) => {
+            state.metrics.signin("pwd", "success");
+            // Rotation: whatever session this browser had ends here, so a
+            // session ID planted before sign-in is worth nothing after it.
+            if let Some(old) = session_token(&req, &state) {
+                state.services.logout(&old, client.ip.clone()).await?;
+            }
+            let to = if signed_in.must_change_password {
+                "/account/password".to_string()
+            } else {
+                target(Some(&next))
+            };
+            let name = state.services.settings.session.cookie_name.clone();
+            let mut res = see_other(&to);
+            res.add_cookie(&cookie(&state, &name, signed_in.token))
+                .map_err(|e| crate::error::Error::internal(e.to_string()))?;
+            Ok(res)
+        }
+        Err(failure) => {
+            state.metrics.signin("pwd", failure.outcome.as_str());
+            view.status = status_for(failure.error.kind);
+            view.error = Some(failure.error.public());
+            login_page(&req, &state, view).await
+        }
+    }
+}
+
+pub async fn logout(req: HttpRequest, state: State, form: web::Form<CsrfOnly>) -> PageResult {
+    if !csrf_ok(&req, &state, &form.csrf).await? {
+        return Err(crate::error::Error::forbidden(CSRF_FAILED).into());
+    }
+    if let Some(token) = session_token(&req, &state) {
+        let ip = client_info(&req, &state).ip;
+        state.services.logout(&token, ip).await?;
+    }
+    let name = state.services.settings.session.cookie_name.clone();
+    let mut res: HttpResponse = see_other("/login?signed_out=1");
+    let _ = res.add_cookie(&removal_cookie(&state, &name));
+    Ok(res)
+}

@@ -1,0 +1,66 @@
+//! HTTP: actix handlers that extract, call the service and map the result.
+//! Only this module knows actix, cookies and askama.
+
+mod account;
+mod login;
+pub mod metrics;
+mod middleware;
+mod ops;
+mod page;
+
+pub use metrics::Metrics;
+pub use middleware::observe;
+
+use crate::service::Services;
+use actix_web::{HttpResponse, web};
+use std::sync::Arc;
+
+pub struct AppState {
+    pub services: Services,
+    pub metrics: Arc<Metrics>,
+    pub issuer: String,
+    /// Whether cookies carry `Secure`: when the issuer is https, unless configured.
+    pub secure_cookies: bool,
+}
+
+pub type State = web::Data<AppState>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::FormConfig::default().limit(64 * 1024).error_handler(|err, _req| {
+        page::PageError::bad_request(format!("The form could not be read: {err}")).into()
+    }))
+    .route("/", web::get().to(login::root))
+    .route("/login", web::get().to(login::show))
+    .route("/login", web::post().to(login::submit))
+    .route("/logout", web::post().to(login::logout))
+    .route("/account", web::get().to(account::show))
+    .route("/account/password", web::get().to(account::password_form))
+    .route("/account/password", web::post().to(account::change_password))
+    .route("/healthz", web::get().to(ops::healthz))
+    .route("/readyz", web::get().to(ops::readyz))
+    .route("/metrics", web::get().to(ops::metrics))
+    .route("/static/{file}", web::get().to(ops::static_file))
+    .default_service(web::to(not_found));
+}
+
+async fn not_found() -> HttpResponse {
+    page::error_page(
+        actix_web::http::StatusCode::NOT_FOUND,
+        "Page not found",
+        "There is nothing at this address.",
+    )
+}
+
+/// Headers every response carries unless a handler set its own.
+pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cross-Origin-Opener-Policy", "same-origin"))
+}

@@ -1,0 +1,183 @@
+//! Shared pieces of the HTML side: rendering, the error page, cookies, the
+//! client address and CSRF checks.
+
+use super::{AppState, State};
+use crate::error::{Error, ErrorKind};
+use crate::protocol::client_ip;
+use crate::service::auth::ClientInfo;
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use askama::Template;
+use std::fmt;
+
+/// Cookie that binds CSRF tokens to one browser.
+pub const CSRF_COOKIE: &str = "portcullis_csrf";
+
+pub fn status_for(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::Throttled => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable | ErrorKind::Contention => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Sends a rendered page. Pages are never cached: they carry CSRF tokens and
+/// personal data.
+pub fn html(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((CONTENT_TYPE, "text/html; charset=utf-8"))
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .body(body)
+}
+
+pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {
+    match page.render() {
+        Ok(body) => html(status, body),
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            html(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorTemplate<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
+    render(status, &ErrorTemplate { title, message })
+}
+
+/// An [`Error`] shown as an HTML page.
+#[derive(Debug)]
+pub struct PageError(pub Error);
+
+impl PageError {
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        Self(Error::invalid(msg))
+    }
+}
+
+impl From<Error> for PageError {
+    fn from(e: Error) -> Self {
+        Self(e)
+    }
+}
+
+impl fmt::Display for PageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        status_for(self.0.kind)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = %self.0, "request failed");
+        }
+        let title = status.canonical_reason().unwrap_or("Error");
+        error_page(status, title, self.0.public())
+    }
+}
+
+pub type PageResult = Result<HttpResponse, PageError>;
+
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header(("Location", location))
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+pub fn client_info(req: &HttpRequest, state: &AppState) -> ClientInfo {
+    let peer = req.peer_addr().map(|a| a.ip());
+    let xff = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    let ip = peer.map(|p| client_ip::resolve(p, xff, &state.services.settings.trusted_proxies));
+    ClientInfo {
+        ip: ip.map(|i| i.to_string()),
+        user_agent: req
+            .headers()
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    }
+}
+
+pub fn cookie<'a>(state: &AppState, name: &'a str, value: String) -> Cookie<'a> {
+    Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .secure(state.secure_cookies)
+        .same_site(SameSite::Lax)
+        .finish()
+}
+
+pub fn removal_cookie<'a>(state: &AppState, name: &'a str) -> Cookie<'a> {
+    let mut c = cookie(state, name, String::new());
+    c.make_removal();
+    c
+}
+
+pub fn session_token(req: &HttpRequest, state: &AppState) -> Option<String> {
+    req.cookie(&state.services.settings.session.cookie_name)
+        .map(|c| c.value().to_string())
+}
+
+/// A CSRF token for a form on this page, and the binding cookie to set when
+/// the browser does not have one yet.
+pub struct CsrfForm {
+    pub token: String,
+    pub new_cookie: Option<Cookie<'static>>,
+}
+
+impl CsrfForm {
+    pub async fn issue(req: &HttpRequest, state: &State) -> Result<Self, PageError> {
+        let (binding, new_cookie) = match req.cookie(CSRF_COOKIE) {
+            Some(c) if !c.value().is_empty() => (c.value().to_string(), None),
+            _ => {
+                let b = crate::crypto::random_token();
+                (b.clone(), Some(cookie(state, CSRF_COOKIE, b)))
+            }
+        };
+        let token = state.services.issue_csrf(&binding).await?;
+        Ok(Self { token, new_cookie })
+    }
+
+    /// Adds the binding cookie, if new, to a response.
+    pub fn attach(&self, mut res: HttpResponse) -> HttpResponse {
+        if let Some(c) = &self.new_cookie {
+            let _ = res.add_cookie(c);
+        }
+        res
+    }
+}
+
+/// True when the submitted token belongs to this browser.
+pub async fn csrf_ok(req: &HttpRequest, state: &State, token: &str) -> Result<bool, PageError> {
+    let binding = req
+        .cookie(CSRF_COOKIE)
+        .map(|c| c.value().to_string())
+        .unwrap_or_default();
+    Ok(state.services.check_csrf(token, &binding).await?)
+}
+
+pub const CSRF_FAILED: &str =
+    "This form has expired or did not come from this site. Please try again.";
