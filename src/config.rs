@@ -62,7 +62,10 @@ fn redact_url(url: &str) -> String {
             let tail = tail.split('?').next().unwrap_or(tail);
             format!("{scheme}://{masked}@{host}{tail}")
         }
-        None => format!("{scheme}://{authority}{}", tail.split('?').next().unwrap_or(tail)),
+        None => format!(
+            "{scheme}://{authority}{}",
+            tail.split('?').next().unwrap_or(tail)
+        ),
     }
 }
 
@@ -328,7 +331,10 @@ impl Settings {
             ));
         }
         if self.session.idle_timeout.is_zero() || self.session.absolute_timeout.is_zero() {
-            return Err(key_error("session.idle_timeout", "timeouts must be positive"));
+            return Err(key_error(
+                "session.idle_timeout",
+                "timeouts must be positive",
+            ));
         }
         if self.login.max_failures_per_account == 0 || self.login.max_failures_per_ip == 0 {
             return Err(key_error(
@@ -352,32 +358,53 @@ impl Settings {
     }
 }
 
+/// Parser messages draw the offending line with a caret; keep their words only.
+fn one_line(msg: &str) -> String {
+    msg.lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with('|')
+                && !l.contains(" | ")
+                && !l.trim_matches(['^', ' ']).is_empty()
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn join_key(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_string()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
 fn describe_figment_error(e: figment::Error) -> ConfigError {
     use figment::error::Kind;
     let mut path = e.path.join(".");
     let msg = match &e.kind {
         Kind::UnknownField(field, _) => {
-            if path.is_empty() {
-                path = field.clone();
-            } else {
-                path = format!("{path}.{field}");
+            if e.path.last() != Some(field) {
+                path = join_key(&path, field);
             }
             "is not a known setting".to_string()
         }
         Kind::MissingField(field) => {
-            path = if path.is_empty() {
-                field.to_string()
-            } else {
-                format!("{path}.{field}")
-            };
+            if e.path.last().map(String::as_str) != Some(field.as_ref()) {
+                path = join_key(&path, field);
+            }
             "is required".to_string()
         }
-        other => other.to_string(),
+        other => one_line(&other.to_string()),
     };
     let source = e
         .metadata
         .as_ref()
-        .map(|m| format!(" (from {})", m.name))
+        .map(|m| match &m.source {
+            Some(figment::Source::File(p)) => format!(" (in {})", p.display()),
+            _ => format!(" (from {})", m.name),
+        })
         .unwrap_or_default();
     if path.is_empty() {
         ConfigError(format!("configuration: {msg}{source}"))
@@ -436,8 +463,14 @@ mod tests {
         .unwrap();
         let dbg = format!("{s:?}");
         assert!(!dbg.contains("hunter2"), "{dbg}");
-        assert!(dbg.contains("postgres://app:***@db.internal:5432/idp"), "{dbg}");
-        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert!(
+            dbg.contains("postgres://app:***@db.internal:5432/idp"),
+            "{dbg}"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
         assert_eq!(redact_url("memory"), "memory");
     }
 

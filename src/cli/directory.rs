@@ -105,10 +105,9 @@ async fn services(settings: Settings) -> Result<Services> {
 
 fn read_password() -> Result<String> {
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| Error::invalid(format!("cannot read the password from standard input: {e}")))?;
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+        Error::invalid(format!("cannot read the password from standard input: {e}"))
+    })?;
     let pw = line.trim_end_matches(['\r', '\n']).to_string();
     if pw.is_empty() {
         return Err(Error::invalid("no password on standard input"));
@@ -130,10 +129,28 @@ pub async fn user(settings: Settings, cmd: UserCommand) -> Result<()> {
     let svc = services(settings).await?;
     let actor = Actor::cli();
     match cmd {
-        UserCommand::Add { username, email, display_name, password_stdin } => {
-            let password = if password_stdin { Some(read_password()?) } else { None };
+        UserCommand::Add {
+            username,
+            email,
+            display_name,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                Some(read_password()?)
+            } else {
+                None
+            };
             let u = svc
-                .create_user(&actor, NewUser { username, display_name, email, password, must_change_password: false })
+                .create_user(
+                    &actor,
+                    NewUser {
+                        username,
+                        display_name,
+                        email,
+                        password,
+                        must_change_password: false,
+                    },
+                )
                 .await?;
             println!("created user {} ({})", u.username, u.id);
         }
@@ -145,7 +162,13 @@ pub async fn user(settings: Settings, cmd: UserCommand) -> Result<()> {
             println!("{:<24} {:<9} {:<28} NAME", "USERNAME", "STATUS", "EMAIL");
             for u in users {
                 let email = u.email.as_deref().unwrap_or("-");
-                println!("{:<24} {:<9} {:<28} {}", u.username, u.status.as_str(), email, u.display_name);
+                println!(
+                    "{:<24} {:<9} {:<28} {}",
+                    u.username,
+                    u.status.as_str(),
+                    email,
+                    u.display_name
+                );
             }
         }
         UserCommand::Show { username, json } => {
@@ -158,23 +181,32 @@ pub async fn user(settings: Settings, cmd: UserCommand) -> Result<()> {
             println!("display name: {}", d.user.display_name);
             println!("email:        {}", d.user.email.as_deref().unwrap_or("-"));
             println!("status:       {}", d.user.status.as_str());
-            println!("password:     {}", if d.has_password { "set" } else { "none" });
+            println!(
+                "password:     {}",
+                if d.has_password { "set" } else { "none" }
+            );
             println!("groups:       {}", or_dash(&join(&d.groups)));
             println!("roles:        {}", or_dash(&join(&d.roles)));
             println!("sessions:     {}", d.sessions);
             println!("created:      {}", d.user.created_at.to_rfc3339());
         }
         UserCommand::Disable { username } => {
-            svc.set_user_status(&actor, &username, UserStatus::Disabled).await?;
+            svc.set_user_status(&actor, &username, UserStatus::Disabled)
+                .await?;
             println!("disabled {username}; their sessions have ended");
         }
         UserCommand::Enable { username } => {
-            svc.set_user_status(&actor, &username, UserStatus::Active).await?;
+            svc.set_user_status(&actor, &username, UserStatus::Active)
+                .await?;
             println!("enabled {username}");
         }
-        UserCommand::SetPassword { username, password_stdin } => {
+        UserCommand::SetPassword {
+            username,
+            password_stdin,
+        } => {
             if password_stdin {
-                svc.set_password(&actor, &username, &read_password()?, false).await?;
+                svc.set_password(&actor, &username, &read_password()?, false)
+                    .await?;
                 println!("password set for {username}");
             } else {
                 let one_time = crate::crypto::random_token();
@@ -188,7 +220,11 @@ pub async fn user(settings: Settings, cmd: UserCommand) -> Result<()> {
 }
 
 fn join<T: std::fmt::Display>(items: &[T]) -> String {
-    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub async fn group(settings: Settings, cmd: GroupCommand) -> Result<()> {
@@ -240,11 +276,13 @@ pub async fn role(settings: Settings, cmd: RoleCommand) -> Result<()> {
             }
         }
         RoleCommand::Assign { role, username } => {
-            svc.set_role_assignment(&actor, &role, &username, true).await?;
+            svc.set_role_assignment(&actor, &role, &username, true)
+                .await?;
             println!("assigned {role} to {username}");
         }
         RoleCommand::Unassign { role, username } => {
-            svc.set_role_assignment(&actor, &role, &username, false).await?;
+            svc.set_role_assignment(&actor, &role, &username, false)
+                .await?;
             println!("unassigned {role} from {username}");
         }
     }
@@ -280,7 +318,10 @@ pub async fn audit(settings: Settings, cmd: AuditCommand) -> Result<()> {
                 Some(seq) => {
                     return Err(Error::new(
                         crate::error::ErrorKind::Conflict,
-                        format!("audit chain broken at entry {seq} ({} entries verified before it)", report.entries),
+                        format!(
+                            "audit chain broken at entry {seq} ({} entries verified before it)",
+                            report.entries
+                        ),
                     ));
                 }
             }

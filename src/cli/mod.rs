@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "portcullis", version, about = "Identity provider: OpenID Connect, SAML 2.0, passkeys and just-in-time privilege")]
+#[command(
+    name = "portcullis",
+    version,
+    about = "Identity provider: OpenID Connect, SAML 2.0, passkeys and just-in-time privilege"
+)]
 pub struct Cli {
     /// Configuration file (TOML). Default: ./portcullis.toml when present.
     /// PORTCULLIS_* environment variables override it.

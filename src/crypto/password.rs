@@ -34,9 +34,7 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
 /// exist, so that response timing does not reveal which usernames are real.
 pub fn verify_against_dummy(password: &str) {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    let phc = DUMMY.get_or_init(|| {
-        hash_password("portcullis-dummy-password").unwrap_or_default()
-    });
+    let phc = DUMMY.get_or_init(|| hash_password("portcullis-dummy-password").unwrap_or_default());
     let _ = verify_password(password, phc);
 }
 

@@ -20,7 +20,9 @@ fn check(what: &str, s: &str, max: usize, extra: &[char]) -> Result<String, Name
         return Err(NameError(format!("{what} must not be empty")));
     }
     if s.chars().count() > max {
-        return Err(NameError(format!("{what} must be at most {max} characters")));
+        return Err(NameError(format!(
+            "{what} must be at most {max} characters"
+        )));
     }
     let first_ok = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
     let all_ok = s
@@ -102,7 +104,12 @@ mod tests {
         assert!(Username::parse("-lead").is_err());
         assert!(Username::parse("has space").is_err());
         assert!(Username::parse("ümlaut").is_err());
-        assert!(Username::parse(&"a".repeat(65)).unwrap_err().0.contains("64"));
+        assert!(
+            Username::parse(&"a".repeat(65))
+                .unwrap_err()
+                .0
+                .contains("64")
+        );
     }
 
     #[test]
@@ -135,7 +142,16 @@ mod email_tests {
     #[test]
     fn emails() {
         assert_eq!(validate_email(" a@b.example ").unwrap(), "a@b.example");
-        for bad in ["", "a", "a@b", "@b.example", "a@.b", "a@b.", "a b@c.d", "a@b@c.d"] {
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@b.example",
+            "a@.b",
+            "a@b.",
+            "a b@c.d",
+            "a@b@c.d",
+        ] {
             assert!(validate_email(bad).is_err(), "{bad}");
         }
     }

@@ -64,18 +64,24 @@ impl MemoryStore {
             return;
         }
         shard.retain(|_, e| e.expires > now);
-        if shard.len() >= self.max_per_shard {
-            if let Some(k) = shard
+        if shard.len() >= self.max_per_shard
+            && let Some(k) = shard
                 .iter()
                 .min_by_key(|(_, e)| e.expires)
                 .map(|(k, _)| k.clone())
-            {
-                shard.remove(&k);
-            }
+        {
+            shard.remove(&k);
         }
     }
 
-    fn insert(&self, shard: &mut Shard, key: &str, value: &[u8], ttl: Duration, now: DateTime<Utc>) {
+    fn insert(
+        &self,
+        shard: &mut Shard,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) {
         if !shard.contains_key(key) {
             self.make_room(shard, now);
         }
@@ -138,7 +144,10 @@ impl Ephemeral for MemoryStore {
     async fn ttl(&self, key: &str) -> Result<Option<Duration>> {
         let now = self.clock.now();
         let mut shard = self.shard(key);
-        Ok(Self::live(&mut shard, key, now).map(|e| (e.expires - now).to_std().unwrap_or_default()))
+        Ok(
+            Self::live(&mut shard, key, now)
+                .map(|e| (e.expires - now).to_std().unwrap_or_default()),
+        )
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
@@ -179,7 +188,13 @@ mod tests {
         let held: usize = store.shards.iter().map(|s| s.lock().unwrap().len()).sum();
         assert!(held <= SHARDS, "held {held}");
         // The newest (longest-lived) key survives.
-        assert!(store.get(&format!("k{}", total - 1)).await.unwrap().is_some());
+        assert!(
+            store
+                .get(&format!("k{}", total - 1))
+                .await
+                .unwrap()
+                .is_some()
+        );
         let _ = Arc::clone(&store.clock);
     }
 }

@@ -50,13 +50,20 @@ mod tests {
 
     #[test]
     fn no_trusted_proxies_means_the_peer() {
-        assert_eq!(resolve(ip("10.0.0.2"), Some("203.0.113.9"), &[]), ip("10.0.0.2"));
+        assert_eq!(
+            resolve(ip("10.0.0.2"), Some("203.0.113.9"), &[]),
+            ip("10.0.0.2")
+        );
     }
 
     #[test]
     fn rightmost_untrusted_hop_is_the_client() {
         let trusted = nets(&["10.0.0.0/8"]);
-        let got = resolve(ip("10.0.0.2"), Some("1.2.3.4, 203.0.113.9, 10.0.0.5"), &trusted);
+        let got = resolve(
+            ip("10.0.0.2"),
+            Some("1.2.3.4, 203.0.113.9, 10.0.0.5"),
+            &trusted,
+        );
         assert_eq!(got, ip("203.0.113.9"));
     }
 
@@ -70,9 +77,16 @@ mod tests {
     #[test]
     fn garbage_stops_at_the_last_good_hop() {
         let trusted = nets(&["10.0.0.0/8"]);
-        assert_eq!(resolve(ip("10.0.0.2"), Some("nonsense"), &trusted), ip("10.0.0.2"));
         assert_eq!(
-            resolve(ip("10.0.0.2"), Some("203.0.113.1, junk, 10.0.0.3"), &trusted),
+            resolve(ip("10.0.0.2"), Some("nonsense"), &trusted),
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            resolve(
+                ip("10.0.0.2"),
+                Some("203.0.113.1, junk, 10.0.0.3"),
+                &trusted
+            ),
             ip("10.0.0.3")
         );
     }
@@ -80,6 +94,9 @@ mod tests {
     #[test]
     fn all_trusted_yields_the_leftmost() {
         let trusted = nets(&["10.0.0.0/8", "::1/128"]);
-        assert_eq!(resolve(ip("::1"), Some("10.1.1.1"), &trusted), ip("10.1.1.1"));
+        assert_eq!(
+            resolve(ip("::1"), Some("10.1.1.1"), &trusted),
+            ip("10.1.1.1")
+        );
     }
 }

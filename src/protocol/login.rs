@@ -22,12 +22,18 @@ pub enum ThrottleDecision {
     Allow,
     /// Refuse without checking the password, even a correct one, so that a
     /// locked account cannot be brute-forced through the lock.
-    Locked { retry_after: Duration },
+    Locked {
+        retry_after: Duration,
+    },
 }
 
 /// Decides before checking a password whether the attempt may proceed.
 /// `ttl` is how long the longest-living counter that tripped still has to run.
-pub fn throttle(counts: FailureCounts, limits: ThrottleLimits, ttl: Option<Duration>) -> ThrottleDecision {
+pub fn throttle(
+    counts: FailureCounts,
+    limits: ThrottleLimits,
+    ttl: Option<Duration>,
+) -> ThrottleDecision {
     if counts.account >= u64::from(limits.per_account) || counts.ip >= u64::from(limits.per_ip) {
         ThrottleDecision::Locked {
             retry_after: ttl.unwrap_or(limits.lockout),
@@ -52,7 +58,9 @@ pub fn human_wait(d: Duration) -> String {
 pub fn check_password_policy(password: &str, min_len: usize, username: &str) -> Result<(), String> {
     let len = password.chars().count();
     if len < min_len {
-        return Err(format!("The password must be at least {min_len} characters long."));
+        return Err(format!(
+            "The password must be at least {min_len} characters long."
+        ));
     }
     if len > 1024 {
         return Err("The password must be at most 1024 characters long.".into());

@@ -1,10 +1,10 @@
 //! Reading and verifying the audit chain.
 
 use super::Services;
+use crate::crypto::AUDIT_GENESIS as GENESIS;
 use crate::crypto::audit_chain_hash;
 use crate::domain::AuditEntry;
 use crate::error::Result;
-use crate::crypto::AUDIT_GENESIS as GENESIS;
 
 const PAGE: i64 = 1000;
 
@@ -29,12 +29,18 @@ impl Services {
         loop {
             let page = self.db(move |r| r.audit_after(after, PAGE)).await?;
             if page.is_empty() {
-                return Ok(ChainReport { entries: count, broken_at: None });
+                return Ok(ChainReport {
+                    entries: count,
+                    broken_at: None,
+                });
             }
             for e in page {
                 let expected = audit_chain_hash(&prev, e.seq, &e.entry);
                 if e.seq != after + 1 || e.prev_hash != prev || e.hash != expected {
-                    return Ok(ChainReport { entries: count, broken_at: Some(after + 1) });
+                    return Ok(ChainReport {
+                        entries: count,
+                        broken_at: Some(after + 1),
+                    });
                 }
                 count += 1;
                 after = e.seq;

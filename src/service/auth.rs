@@ -115,8 +115,10 @@ impl Services {
         let ip = client.ip.clone().unwrap_or_else(|| "unknown".into());
         let actor = Actor::user(&name_key, client.ip.clone());
 
-        if let ThrottleDecision::Locked { retry_after } =
-            self.throttle_decision(&name_key, &ip).await.map_err(internal)?
+        if let ThrottleDecision::Locked { retry_after } = self
+            .throttle_decision(&name_key, &ip)
+            .await
+            .map_err(internal)?
         {
             let now = self.now();
             let (a, subject) = (actor.clone(), name_key.clone());
@@ -153,12 +155,20 @@ impl Services {
         let (user, cred) = match found {
             Some((user, Some(cred))) => {
                 let phc = cred.hash.clone();
-                let ok = Self::cpu(move || verify_password(&pw, &phc)).await.map_err(internal)?;
-                if ok { (Some(user), Some(cred)) } else { (None, None) }
+                let ok = Self::cpu(move || verify_password(&pw, &phc))
+                    .await
+                    .map_err(internal)?;
+                if ok {
+                    (Some(user), Some(cred))
+                } else {
+                    (None, None)
+                }
             }
             _ => {
                 // Same cost as a real check, so timing does not tell.
-                Self::cpu(move || verify_against_dummy(&pw)).await.map_err(internal)?;
+                Self::cpu(move || verify_against_dummy(&pw))
+                    .await
+                    .map_err(internal)?;
                 (None, None)
             }
         };
@@ -167,9 +177,18 @@ impl Services {
         let (Some(user), Some(cred)) = (user, cred) else {
             self.count_failure(&name_key, &ip).await.map_err(internal)?;
             let (a, subject) = (actor.clone(), name_key.clone());
-            self.db(move |r| record(r, now, &a, "login.failure", &subject, json!({"method": "pwd"})))
-                .await
-                .map_err(internal)?;
+            self.db(move |r| {
+                record(
+                    r,
+                    now,
+                    &a,
+                    "login.failure",
+                    &subject,
+                    json!({"method": "pwd"}),
+                )
+            })
+            .await
+            .map_err(internal)?;
             return Err(fail(
                 LoginOutcome::BadCredentials,
                 Error::new(ErrorKind::Unauthenticated, BAD_CREDENTIALS),
@@ -223,12 +242,22 @@ impl Services {
             auth_time: now,
             amr,
             ip: client.ip.clone(),
-            user_agent: client.user_agent.as_ref().map(|u| u.chars().take(256).collect()),
+            user_agent: client
+                .user_agent
+                .as_ref()
+                .map(|u| u.chars().take(256).collect()),
         };
         let (actor, subject) = (actor.clone(), user.username.to_string());
         self.db(move |r| {
             r.insert_session(&session)?;
-            record(r, now, &actor, "login.success", &subject, json!({"amr": session.amr}))
+            record(
+                r,
+                now,
+                &actor,
+                "login.success",
+                &subject,
+                json!({"amr": session.amr}),
+            )
         })
         .await?;
         Ok(token)
@@ -294,16 +323,26 @@ impl Services {
         let min = self.settings.login.password_min_length;
         check_password_policy(new, min, user.username.as_str()).map_err(Error::invalid)?;
         if current == new {
-            return Err(Error::invalid("The new password must differ from the current one."));
+            return Err(Error::invalid(
+                "The new password must differ from the current one.",
+            ));
         }
         let id = user.id.clone();
         let cred = self.db(move |r| r.password(&id)).await?;
-        let (cur, phc) = (current.to_string(), cred.map(|c| c.hash).unwrap_or_default());
+        let (cur, phc) = (
+            current.to_string(),
+            cred.map(|c| c.hash).unwrap_or_default(),
+        );
         if !Self::cpu(move || verify_password(&cur, &phc)).await? {
-            return Err(Error::new(ErrorKind::Unauthenticated, "The current password is incorrect."));
+            return Err(Error::new(
+                ErrorKind::Unauthenticated,
+                "The current password is incorrect.",
+            ));
         }
         let new_pw = new.to_string();
-        let hash = Self::cpu(move || hash_password(&new_pw)).await?.map_err(Error::internal)?;
+        let hash = Self::cpu(move || hash_password(&new_pw))
+            .await?
+            .map_err(Error::internal)?;
         let now = self.now();
         let (id, keep, actor) = (
             user.id.clone(),
@@ -311,13 +350,27 @@ impl Services {
             Actor::user(user.username.as_str(), ip),
         );
         self.db(move |r| {
-            r.set_password(&id, &PasswordCredential { hash: hash.clone(), must_change: false, updated_at: now })?;
+            r.set_password(
+                &id,
+                &PasswordCredential {
+                    hash: hash.clone(),
+                    must_change: false,
+                    updated_at: now,
+                },
+            )?;
             for s in r.sessions_of(&id)? {
                 if s.id_digest != keep {
                     r.delete_session(&s.id_digest)?;
                 }
             }
-            record(r, now, &actor, "password.change", actor.name.as_str(), json!({}))
+            record(
+                r,
+                now,
+                &actor,
+                "password.change",
+                actor.name.as_str(),
+                json!({}),
+            )
         })
         .await
     }

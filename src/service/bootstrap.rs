@@ -4,7 +4,9 @@
 use super::{Actor, Services, record};
 use crate::crypto::password::hash_password;
 use crate::crypto::random_token;
-use crate::domain::{Group, GroupId, GroupName, PasswordCredential, User, UserId, UserStatus, Username};
+use crate::domain::{
+    Group, GroupId, GroupName, PasswordCredential, User, UserId, UserStatus, Username,
+};
 use crate::error::{Error, ErrorKind, Result};
 use serde_json::json;
 
@@ -21,7 +23,9 @@ impl Services {
         }
         let password = random_token();
         let pw = password.clone();
-        let hash = Self::cpu(move || hash_password(&pw)).await?.map_err(Error::internal)?;
+        let hash = Self::cpu(move || hash_password(&pw))
+            .await?
+            .map_err(Error::internal)?;
         let now = self.now();
         let result = self
             .db(move |r| {
@@ -43,18 +47,37 @@ impl Services {
                     updated_at: now,
                 };
                 r.insert_user(&admin)?;
-                r.set_password(&admin.id, &PasswordCredential { hash: hash.clone(), must_change: true, updated_at: now })?;
+                r.set_password(
+                    &admin.id,
+                    &PasswordCredential {
+                        hash: hash.clone(),
+                        must_change: true,
+                        updated_at: now,
+                    },
+                )?;
                 let name = GroupName::parse("admins").map_err(|e| Error::internal(e.0))?;
                 let group = match r.group_by_name(&name)? {
                     Some(g) => g,
                     None => {
-                        let g = Group { id: GroupId::generate(), name, description: "Administrators of portcullis".into(), created_at: now };
+                        let g = Group {
+                            id: GroupId::generate(),
+                            name,
+                            description: "Administrators of portcullis".into(),
+                            created_at: now,
+                        };
                         r.insert_group(&g)?;
                         g
                     }
                 };
                 r.add_member(&group, &admin.id, now)?;
-                record(r, now, &Actor::system(), "bootstrap", "admin", json!({"group": "admins"}))?;
+                record(
+                    r,
+                    now,
+                    &Actor::system(),
+                    "bootstrap",
+                    "admin",
+                    json!({"group": "admins"}),
+                )?;
                 Ok(true)
             })
             .await;

@@ -75,7 +75,9 @@ impl Services {
         check_password_policy(password, self.settings.login.password_min_length, username)
             .map_err(Error::invalid)?;
         let pw = password.to_string();
-        Self::cpu(move || hash_password(&pw)).await?.map_err(Error::internal)
+        Self::cpu(move || hash_password(&pw))
+            .await?
+            .map_err(Error::internal)
     }
 
     pub async fn create_user(&self, actor: &Actor, input: NewUser) -> Result<User> {
@@ -90,7 +92,9 @@ impl Services {
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| username.to_string());
         if display_name.chars().count() > 200 {
-            return Err(Error::invalid("the display name must be at most 200 characters"));
+            return Err(Error::invalid(
+                "the display name must be at most 200 characters",
+            ));
         }
         let hash = match &input.password {
             Some(pw) => Some(self.hash_new_password(pw, username.as_str()).await?),
@@ -111,9 +115,23 @@ impl Services {
         self.db(move |r| {
             r.insert_user(&u)?;
             if let Some(hash) = &hash {
-                r.set_password(&u.id, &PasswordCredential { hash: hash.clone(), must_change, updated_at: now })?;
+                r.set_password(
+                    &u.id,
+                    &PasswordCredential {
+                        hash: hash.clone(),
+                        must_change,
+                        updated_at: now,
+                    },
+                )?;
             }
-            record(r, now, &actor, "user.create", u.username.as_str(), json!({"id": u.id}))
+            record(
+                r,
+                now,
+                &actor,
+                "user.create",
+                u.username.as_str(),
+                json!({"id": u.id}),
+            )
         })
         .await?;
         Ok(user)
@@ -139,39 +157,84 @@ impl Services {
     }
 
     /// Disabling also ends every session of the user at once.
-    pub async fn set_user_status(&self, actor: &Actor, username: &str, status: UserStatus) -> Result<User> {
+    pub async fn set_user_status(
+        &self,
+        actor: &Actor,
+        username: &str,
+        status: UserStatus,
+    ) -> Result<User> {
         let name = parse(Username::parse(username))?;
         let now = self.now();
         let actor = actor.clone();
         self.db(move |r| {
             let user = need_user(r, &name)?;
             r.set_user_status(&user.id, status, now)?;
-            let ended = if status == UserStatus::Disabled { r.delete_sessions_of(&user.id)? } else { 0 };
+            let ended = if status == UserStatus::Disabled {
+                r.delete_sessions_of(&user.id)?
+            } else {
+                0
+            };
             let action = match status {
                 UserStatus::Active => "user.enable",
                 UserStatus::Disabled => "user.disable",
             };
-            record(r, now, &actor, action, name.as_str(), json!({"sessions_ended": ended}))?;
-            Ok(User { status, updated_at: now, ..user })
+            record(
+                r,
+                now,
+                &actor,
+                action,
+                name.as_str(),
+                json!({"sessions_ended": ended}),
+            )?;
+            Ok(User {
+                status,
+                updated_at: now,
+                ..user
+            })
         })
         .await
     }
 
     /// Sets a password chosen by an administrator; `must_change` makes it one-time.
-    pub async fn set_password(&self, actor: &Actor, username: &str, password: &str, must_change: bool) -> Result<()> {
+    pub async fn set_password(
+        &self,
+        actor: &Actor,
+        username: &str,
+        password: &str,
+        must_change: bool,
+    ) -> Result<()> {
         let name = parse(Username::parse(username))?;
         let hash = self.hash_new_password(password, name.as_str()).await?;
         let now = self.now();
         let actor = actor.clone();
         self.db(move |r| {
             let user = need_user(r, &name)?;
-            r.set_password(&user.id, &PasswordCredential { hash: hash.clone(), must_change, updated_at: now })?;
-            record(r, now, &actor, "user.set_password", name.as_str(), json!({"must_change": must_change}))
+            r.set_password(
+                &user.id,
+                &PasswordCredential {
+                    hash: hash.clone(),
+                    must_change,
+                    updated_at: now,
+                },
+            )?;
+            record(
+                r,
+                now,
+                &actor,
+                "user.set_password",
+                name.as_str(),
+                json!({"must_change": must_change}),
+            )
         })
         .await
     }
 
-    pub async fn create_group(&self, actor: &Actor, name: &str, description: &str) -> Result<Group> {
+    pub async fn create_group(
+        &self,
+        actor: &Actor,
+        name: &str,
+        description: &str,
+    ) -> Result<Group> {
         let group = Group {
             id: GroupId::generate(),
             name: parse(GroupName::parse(name))?,
@@ -181,7 +244,14 @@ impl Services {
         let (g, actor) = (group.clone(), actor.clone());
         self.db(move |r| {
             r.insert_group(&g)?;
-            record(r, g.created_at, &actor, "group.create", g.name.as_str(), json!({}))
+            record(
+                r,
+                g.created_at,
+                &actor,
+                "group.create",
+                g.name.as_str(),
+                json!({}),
+            )
         })
         .await?;
         Ok(group)
@@ -192,14 +262,25 @@ impl Services {
             let groups = r.list_groups()?;
             groups
                 .into_iter()
-                .map(|group| Ok(GroupDetails { members: usernames(r.members(&group)?), group }))
+                .map(|group| {
+                    Ok(GroupDetails {
+                        members: usernames(r.members(&group)?),
+                        group,
+                    })
+                })
                 .collect()
         })
         .await
     }
 
     /// Adds (`member = true`) or removes a user from a group.
-    pub async fn set_membership(&self, actor: &Actor, group: &str, username: &str, member: bool) -> Result<()> {
+    pub async fn set_membership(
+        &self,
+        actor: &Actor,
+        group: &str,
+        username: &str,
+        member: bool,
+    ) -> Result<()> {
         let gname = parse(GroupName::parse(group))?;
         let uname = parse(Username::parse(username))?;
         let now = self.now();
@@ -209,14 +290,27 @@ impl Services {
             let u = need_user(r, &uname)?;
             if member {
                 r.add_member(&g, &u.id, now).map_err(|e| match e.kind {
-                    crate::error::ErrorKind::Conflict => Error::conflict(format!("{uname} is already a member of {gname}")),
+                    crate::error::ErrorKind::Conflict => {
+                        Error::conflict(format!("{uname} is already a member of {gname}"))
+                    }
                     _ => e,
                 })?;
             } else {
                 r.remove_member(&g, &u.id)?;
             }
-            let action = if member { "group.add_member" } else { "group.remove_member" };
-            record(r, now, &actor, action, gname.as_str(), json!({"user": uname}))
+            let action = if member {
+                "group.add_member"
+            } else {
+                "group.remove_member"
+            };
+            record(
+                r,
+                now,
+                &actor,
+                action,
+                gname.as_str(),
+                json!({"user": uname}),
+            )
         })
         .await
     }
@@ -231,7 +325,14 @@ impl Services {
         let (x, actor) = (role.clone(), actor.clone());
         self.db(move |r| {
             r.insert_role(&x)?;
-            record(r, x.created_at, &actor, "role.create", x.name.as_str(), json!({}))
+            record(
+                r,
+                x.created_at,
+                &actor,
+                "role.create",
+                x.name.as_str(),
+                json!({}),
+            )
         })
         .await?;
         Ok(role)
@@ -242,14 +343,25 @@ impl Services {
             let roles = r.list_roles()?;
             roles
                 .into_iter()
-                .map(|role| Ok(RoleDetails { holders: usernames(r.role_holders(&role)?), role }))
+                .map(|role| {
+                    Ok(RoleDetails {
+                        holders: usernames(r.role_holders(&role)?),
+                        role,
+                    })
+                })
                 .collect()
         })
         .await
     }
 
     /// Grants (`assign = true`) or withdraws a permanent role.
-    pub async fn set_role_assignment(&self, actor: &Actor, role: &str, username: &str, assign: bool) -> Result<()> {
+    pub async fn set_role_assignment(
+        &self,
+        actor: &Actor,
+        role: &str,
+        username: &str,
+        assign: bool,
+    ) -> Result<()> {
         let rname = parse(RoleName::parse(role))?;
         let uname = parse(Username::parse(username))?;
         let now = self.now();
@@ -259,14 +371,27 @@ impl Services {
             let u = need_user(r, &uname)?;
             if assign {
                 r.assign_role(&x, &u.id, now).map_err(|e| match e.kind {
-                    crate::error::ErrorKind::Conflict => Error::conflict(format!("{uname} already holds {rname}")),
+                    crate::error::ErrorKind::Conflict => {
+                        Error::conflict(format!("{uname} already holds {rname}"))
+                    }
                     _ => e,
                 })?;
             } else {
                 r.unassign_role(&x, &u.id)?;
             }
-            let action = if assign { "role.assign" } else { "role.unassign" };
-            record(r, now, &actor, action, rname.as_str(), json!({"user": uname}))
+            let action = if assign {
+                "role.assign"
+            } else {
+                "role.unassign"
+            };
+            record(
+                r,
+                now,
+                &actor,
+                action,
+                rname.as_str(),
+                json!({"user": uname}),
+            )
         })
         .await
     }

@@ -7,8 +7,8 @@
 pub mod diesel;
 
 use crate::domain::{
-    AuditEntry, Group, GroupName, NewAuditEntry, PasswordCredential, Role, RoleName, Session,
-    User, UserId, UserStatus, Username,
+    AuditEntry, Group, GroupName, NewAuditEntry, PasswordCredential, Role, RoleName, Session, User,
+    UserId, UserStatus, Username,
 };
 use crate::error::{Error, ErrorKind, Result};
 use chrono::{DateTime, Utc};
@@ -21,7 +21,12 @@ pub trait UserRepo {
     fn user_by_username(&mut self, name: &Username) -> Result<Option<User>>;
     fn list_users(&mut self) -> Result<Vec<User>>;
     fn count_users(&mut self) -> Result<i64>;
-    fn set_user_status(&mut self, id: &UserId, status: UserStatus, now: DateTime<Utc>) -> Result<()>;
+    fn set_user_status(
+        &mut self,
+        id: &UserId,
+        status: UserStatus,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
     fn password(&mut self, id: &UserId) -> Result<Option<PasswordCredential>>;
     fn set_password(&mut self, id: &UserId, cred: &PasswordCredential) -> Result<()>;
 }

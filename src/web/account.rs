@@ -115,12 +115,23 @@ pub async fn password_form(req: HttpRequest, state: State) -> PageResult {
     password_page(&req, &state, &user, StatusCode::OK, None).await
 }
 
-pub async fn change_password(req: HttpRequest, state: State, form: web::Form<PasswordForm>) -> PageResult {
+pub async fn change_password(
+    req: HttpRequest,
+    state: State,
+    form: web::Form<PasswordForm>,
+) -> PageResult {
     let Some((session, user)) = signed_in(&req, &state).await? else {
         return Ok(to_login("/account/password"));
     };
     if !csrf_ok(&req, &state, &form.csrf).await? {
-        return password_page(&req, &state, &user, StatusCode::FORBIDDEN, Some(CSRF_FAILED)).await;
+        return password_page(
+            &req,
+            &state,
+            &user,
+            StatusCode::FORBIDDEN,
+            Some(CSRF_FAILED),
+        )
+        .await;
     }
     if form.new != form.confirm {
         let msg = "The new password and its confirmation differ.";

@@ -79,10 +79,10 @@ async fn login_page(req: &HttpRequest, state: &State, v: LoginView<'_>) -> PageR
 
 pub async fn show(req: HttpRequest, state: State, q: web::Query<LoginQuery>) -> PageResult {
     let next = safe_return_path(q.next.as_deref()).unwrap_or_default();
-    if let Some(t) = session_token(&req, &state) {
-        if state.services.session_for(&t).await?.is_some() {
-            return Ok(see_other(&target(Some(&next))));
-        }
+    if let Some(t) = session_token(&req, &state)
+        && state.services.session_for(&t).await?.is_some()
+    {
+        return Ok(see_other(&target(Some(&next))));
     }
     let notice = q.signed_out.is_some().then_some("You have signed out.");
     let view = LoginView {

@@ -16,7 +16,10 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("portcullis_http_requests_total", "HTTP requests by route and status"),
+            Opts::new(
+                "portcullis_http_requests_total",
+                "HTTP requests by route and status",
+            ),
             &["route", "method", "status"],
         )
         .expect("static metric definition");
@@ -32,14 +35,21 @@ impl Metrics {
         )
         .expect("static metric definition");
         let signins = IntCounterVec::new(
-            Opts::new("portcullis_signins_total", "Sign-in attempts by method and outcome"),
+            Opts::new(
+                "portcullis_signins_total",
+                "Sign-in attempts by method and outcome",
+            ),
             &["method", "outcome"],
         )
         .expect("static metric definition");
         for c in [&requests, &signins] {
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
         }
-        registry.register(Box::new(latency.clone())).expect("unique metric");
+        registry
+            .register(Box::new(latency.clone()))
+            .expect("unique metric");
         Self {
             registry,
             requests,

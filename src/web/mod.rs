@@ -26,16 +26,23 @@ pub struct AppState {
 pub type State = web::Data<AppState>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::FormConfig::default().limit(64 * 1024).error_handler(|err, _req| {
-        page::PageError::bad_request(format!("The form could not be read: {err}")).into()
-    }))
+    cfg.app_data(
+        web::FormConfig::default()
+            .limit(64 * 1024)
+            .error_handler(|err, _req| {
+                page::PageError::bad_request(format!("The form could not be read: {err}")).into()
+            }),
+    )
     .route("/", web::get().to(login::root))
     .route("/login", web::get().to(login::show))
     .route("/login", web::post().to(login::submit))
     .route("/logout", web::post().to(login::logout))
     .route("/account", web::get().to(account::show))
     .route("/account/password", web::get().to(account::password_form))
-    .route("/account/password", web::post().to(account::change_password))
+    .route(
+        "/account/password",
+        web::post().to(account::change_password),
+    )
     .route("/healthz", web::get().to(ops::healthz))
     .route("/readyz", web::get().to(ops::readyz))
     .route("/metrics", web::get().to(ops::metrics))

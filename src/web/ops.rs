@@ -30,7 +30,11 @@ pub async fn readyz(state: State) -> HttpResponse {
     }
     let word = |ok| if ok { "ok" } else { "unreachable" };
     let ready = db_ok && eph_ok;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     HttpResponse::build(status)
         .insert_header((CACHE_CONTROL, "no-store"))
         .json(json!({
@@ -60,10 +64,8 @@ pub async fn static_file(name: web::Path<String>) -> HttpResponse {
             .insert_header((CONTENT_TYPE, *mime))
             .insert_header((CACHE_CONTROL, "public, max-age=3600"))
             .body(*body),
-        None => super::page::error_page(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "There is no such file.",
-        ),
+        None => {
+            super::page::error_page(StatusCode::NOT_FOUND, "Not found", "There is no such file.")
+        }
     }
 }

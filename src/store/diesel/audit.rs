@@ -8,10 +8,19 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::store::{AuditRepo, MetaRepo};
 use diesel::prelude::*;
 
-
 pub use crate::crypto::AUDIT_GENESIS as GENESIS;
 
-type AuditRow = (i64, i64, String, String, String, Option<String>, String, String, String);
+type AuditRow = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+);
 
 fn entry_from(r: AuditRow) -> AuditEntry {
     AuditEntry {
@@ -63,7 +72,8 @@ impl AuditRepo for DbConn {
                 let err = Error::from(err);
                 if err.kind == ErrorKind::Conflict {
                     // Another writer took this sequence number; rerun the transaction.
-                    Error::new(ErrorKind::Contention, "please retry").with_detail("audit sequence taken")
+                    Error::new(ErrorKind::Contention, "please retry")
+                        .with_detail("audit sequence taken")
                 } else {
                     err
                 }

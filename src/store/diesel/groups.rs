@@ -14,7 +14,8 @@ type NamedRow = (String, String, String, i64);
 fn group_from(row: NamedRow) -> Result<Group> {
     Ok(Group {
         id: GroupId::from_stored(row.0),
-        name: GroupName::parse(&row.1).map_err(|e| Error::internal(format!("stored group: {e}")))?,
+        name: GroupName::parse(&row.1)
+            .map_err(|e| Error::internal(format!("stored group: {e}")))?,
         description: row.2,
         created_at: from_ts(row.3),
     })
@@ -77,7 +78,10 @@ impl GroupRepo for DbConn {
         let n = diesel::delete(memberships::table.find((group.id.as_str(), user.as_str())))
             .execute(self)?;
         if n == 0 {
-            return Err(Error::not_found(format!("the user is not a member of {}", group.name)));
+            return Err(Error::not_found(format!(
+                "the user is not a member of {}",
+                group.name
+            )));
         }
         Ok(())
     }
@@ -153,7 +157,10 @@ impl RoleRepo for DbConn {
         let n = diesel::delete(role_assignments::table.find((role.id.as_str(), user.as_str())))
             .execute(self)?;
         if n == 0 {
-            return Err(Error::not_found(format!("the user does not hold {}", role.name)));
+            return Err(Error::not_found(format!(
+                "the user does not hold {}",
+                role.name
+            )));
         }
         Ok(())
     }

@@ -42,7 +42,9 @@ impl From<DieselError> for Error {
                 _,
             ) => Error::unavailable(e.to_string()),
             // SQLite reports a writer that lost a race as "database is locked".
-            DieselError::DatabaseError(_, info) if info.message().contains("database is locked") => {
+            DieselError::DatabaseError(_, info)
+                if info.message().contains("database is locked") =>
+            {
                 Error::new(ErrorKind::Contention, "please retry").with_detail(e.to_string())
             }
             _ => Error::internal(e.to_string()),
@@ -67,7 +69,10 @@ impl ConnectionManager {
     fn new(url: &str, connect_timeout: Duration) -> Self {
         let url = if is_postgres(url) && !url.contains("connect_timeout=") {
             let sep = if url.contains('?') { '&' } else { '?' };
-            format!("{url}{sep}connect_timeout={}", connect_timeout.as_secs().max(1))
+            format!(
+                "{url}{sep}connect_timeout={}",
+                connect_timeout.as_secs().max(1)
+            )
         } else {
             url.to_string()
         };
@@ -125,14 +130,13 @@ impl DieselStore {
     /// applies pending migrations.
     pub fn open(settings: &DatabaseSettings) -> Result<Self> {
         let url = settings.url.expose();
-        if let Some(path) = sqlite_path(url) {
-            if let Some(dir) = std::path::Path::new(path).parent() {
-                if !dir.as_os_str().is_empty() && !path.starts_with("file:") {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        Error::unavailable(format!("cannot create {}: {e}", dir.display()))
-                    })?;
-                }
-            }
+        if let Some(path) = sqlite_path(url)
+            && let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+            && !path.starts_with("file:")
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
         let manager = ConnectionManager::new(url, settings.connect_timeout);
         let pool = r2d2::Pool::builder()
@@ -143,7 +147,11 @@ impl DieselStore {
             .map_err(|e| {
                 Error::unavailable(format!("database {}: {e}", settings.url.redacted()))
             })?;
-        let backend = if is_postgres(url) { "postgres" } else { "sqlite" };
+        let backend = if is_postgres(url) {
+            "postgres"
+        } else {
+            "sqlite"
+        };
         let store = Self { pool, backend };
         store.migrate()?;
         Ok(store)
@@ -159,7 +167,9 @@ impl DieselStore {
     pub fn migrate(&self) -> Result<usize> {
         let mut conn = self.conn()?;
         let ran = match &mut *conn {
-            DbConn::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+            DbConn::Pg(c) => c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.len()),
             DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
         };
         ran.map_err(|e| Error::unavailable(format!("migrations failed: {e}")))
@@ -170,7 +180,10 @@ impl Store for DieselStore {
     fn run_tx(&self, f: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
         let mut pooled = self.conn()?;
         let conn: &mut DbConn = &mut pooled;
-        conn.transaction::<(), Error, _>(|c| f(c))
+        match conn {
+            DbConn::Pg(_) => conn.transaction::<(), Error, _>(|c| f(c)),
+            DbConn::Sqlite(_) => sqlite_immediate(conn, f),
+        }
     }
 
     fn ping(&self, timeout: Duration) -> Result<()> {
@@ -183,6 +196,36 @@ impl Store for DieselStore {
 
     fn backend(&self) -> &'static str {
         self.backend
+    }
+}
+
+/// SQLite's default deferred transaction takes the write lock only at the first
+/// write, and a reader that then tries to write while another writer holds the
+/// lock fails at once, without waiting. `BEGIN IMMEDIATE` takes the lock up
+/// front, so concurrent writers queue behind `busy_timeout` instead.
+fn sqlite_immediate(
+    conn: &mut DbConn,
+    f: &mut dyn FnMut(&mut dyn Repo) -> Result<()>,
+) -> Result<()> {
+    conn.batch_execute("BEGIN IMMEDIATE")?;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)));
+    match outcome {
+        Ok(Ok(())) => match conn.batch_execute("COMMIT") {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = conn.batch_execute("ROLLBACK");
+                Err(e.into())
+            }
+        },
+        Ok(Err(e)) => {
+            conn.batch_execute("ROLLBACK")?;
+            Err(e)
+        }
+        Err(panic) => {
+            // Never hand a connection with an open transaction back to the pool.
+            let _ = conn.batch_execute("ROLLBACK");
+            std::panic::resume_unwind(panic)
+        }
     }
 }
 

@@ -88,7 +88,12 @@ impl UserRepo for DbConn {
         Ok(users::table.count().get_result(self)?)
     }
 
-    fn set_user_status(&mut self, id: &UserId, status: UserStatus, now: DateTime<Utc>) -> Result<()> {
+    fn set_user_status(
+        &mut self,
+        id: &UserId,
+        status: UserStatus,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let n = diesel::update(users::table.find(id.as_str()))
             .set((
                 users::status.eq(status.as_str()),
@@ -111,11 +116,13 @@ impl UserRepo for DbConn {
             ))
             .first::<(String, bool, i64)>(self)
             .optional()?;
-        Ok(row.map(|(hash, must_change, updated_at)| PasswordCredential {
-            hash,
-            must_change,
-            updated_at: from_ts(updated_at),
-        }))
+        Ok(
+            row.map(|(hash, must_change, updated_at)| PasswordCredential {
+                hash,
+                must_change,
+                updated_at: from_ts(updated_at),
+            }),
+        )
     }
 
     fn set_password(&mut self, id: &UserId, cred: &PasswordCredential) -> Result<()> {

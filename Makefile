@@ -1,0 +1,49 @@
+# portcullis — build, run and test.
+#
+#   make run    start the IdP at http://localhost:8080 (SQLite + in-memory state)
+#   make test   run the whole test suite
+#
+# Both first run `setup`, which installs missing system build packages with
+# apt-get (only when a check below finds them missing).
+
+CARGO ?= cargo
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all setup build run test lint fmt clean
+
+all: build
+
+setup:
+	@missing=""; \
+	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
+	command -v cc >/dev/null 2>&1 || missing="$$missing build-essential"; \
+	pkg-config --exists libpq 2>/dev/null || missing="$$missing libpq-dev"; \
+	pkg-config --exists libxml-2.0 2>/dev/null || missing="$$missing libxml2-dev"; \
+	pkg-config --exists xmlsec1 2>/dev/null || missing="$$missing libxmlsec1-dev"; \
+	ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || ls /usr/lib/*/libclang.so >/dev/null 2>&1 || missing="$$missing libclang-dev"; \
+	if [ -n "$$missing" ]; then \
+		echo "setup: installing$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	else \
+		echo "setup: system build packages present"; \
+	fi
+
+build: setup
+	$(CARGO) build
+
+run: setup
+	$(CARGO) run -- serve
+
+test: setup
+	$(CARGO) test
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,10 @@
+//! The integration suite: real servers on port 0, real HTTP, real databases.
+//! PostgreSQL and Redis cases run when `PORTCULLIS_TEST_DATABASE_URL` /
+//! `PORTCULLIS_TEST_REDIS_URL` are set and say that they were skipped otherwise.
+
+mod cli;
+mod common;
+mod ephemeral;
+mod login;
+mod ops;
+mod store;

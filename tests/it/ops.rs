@@ -1,0 +1,185 @@
+//! Health, readiness, metrics and request IDs.
+
+use crate::common::{Backend, PASSWORD, PgSchema, TestEnv, TestServer, pg_url, redis_url, skip};
+use portcullis::config::Secret;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics() {
+    let srv = TestServer::start(Backend::Embedded).await;
+    srv.user("mia").await;
+    let http = reqwest::Client::new();
+
+    let h = http.get(srv.url("/healthz")).send().await.unwrap();
+    assert_eq!(h.status(), 200);
+    let r = http.get(srv.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["database"], "ok");
+    assert_eq!(body["ephemeral"], "ok");
+
+    let b = srv.browser();
+    b.login("mia", "wrong wrong").await;
+    b.login("mia", PASSWORD).await;
+    let m = http.get(srv.url("/metrics")).send().await.unwrap();
+    assert!(
+        m.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = m.text().await.unwrap();
+    assert!(
+        text.contains(r#"portcullis_signins_total{method="pwd",outcome="success"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"portcullis_signins_total{method="pwd",outcome="bad_credentials"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"portcullis_http_requests_total{method="POST",route="/login",status="303"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"portcullis_http_requests_total{method="GET",route="/healthz",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("portcullis_http_request_duration_seconds_bucket{route=\"/login\""),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_carries_a_request_id() {
+    let srv = TestServer::start(Backend::Embedded).await;
+    let http = reqwest::Client::new();
+    let r = http.get(srv.url("/healthz")).send().await.unwrap();
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(id.len(), 36, "{id}");
+    let r = http
+        .get(srv.url("/healthz"))
+        .header("x-request-id", "trace-abc_123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "trace-abc_123");
+    let r = http
+        .get(srv.url("/healthz"))
+        .header("x-request-id", "bad id\twith junk")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.headers()["x-request-id"], "bad id\twith junk");
+}
+
+/// A TCP forwarder the test can cut, to make a dependency unreachable.
+struct Cuttable {
+    addr: String,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Cuttable {
+    async fn to(upstream: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let tasks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let t = tasks.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let up = upstream.clone();
+                let h = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&up).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                t.lock().unwrap().push(h);
+            }
+        });
+        Self {
+            addr,
+            tasks,
+            accept,
+        }
+    }
+
+    fn cut(&self) {
+        self.accept.abort();
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").unwrap().1;
+    let authority = rest.split(['/', '?']).next().unwrap();
+    let hp = authority
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or(authority);
+    if hp.contains(':') {
+        hp.to_string()
+    } else {
+        format!("{hp}:5432")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_turns_503_when_the_database_or_redis_is_unreachable() {
+    let (Some(pg), Some(redis)) = (pg_url(), redis_url()) else {
+        return skip(
+            "readyz_turns_503_when_the_database_or_redis_is_unreachable",
+            "PORTCULLIS_TEST_DATABASE_URL/PORTCULLIS_TEST_REDIS_URL",
+        );
+    };
+    let pg_proxy = Cuttable::to(host_port(&pg)).await;
+    let redis_proxy = Cuttable::to(host_port(&redis)).await;
+    let schema = PgSchema::create(&pg);
+    let via = pg.replacen(&host_port(&pg), &pg_proxy.addr, 1);
+    let mut env = TestEnv::new(Backend::Embedded);
+    env.settings.database.url = Secret::new(schema.url_via(&via));
+    env.settings.database.connect_timeout = std::time::Duration::from_secs(1);
+    env.settings.ephemeral.url =
+        Secret::new(redis.replacen(&host_port(&redis), &redis_proxy.addr, 1));
+    let srv = TestServer::start_with(env).await;
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(srv.url("/readyz")).send().await.unwrap().status(),
+        200
+    );
+
+    pg_proxy.cut();
+    let r = http.get(srv.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["database"], "unreachable");
+    assert_eq!(body["ephemeral"], "ok");
+    // Still alive: liveness does not depend on the database.
+    assert_eq!(
+        http.get(srv.url("/healthz")).send().await.unwrap().status(),
+        200
+    );
+    // Pages that need the database say so instead of failing obscurely.
+    let login = srv.browser().get("/login").await;
+    assert_eq!(
+        login.status, 200,
+        "the sign-in form needs only the ephemeral store"
+    );
+
+    redis_proxy.cut();
+    let r = http.get(srv.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["ephemeral"], "unreachable");
+    drop(schema);
+}
