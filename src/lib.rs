@@ -53,25 +53,52 @@ impl App {
         self.server.handle()
     }
 
-    /// Serves until stopped (SIGTERM/SIGINT or the handle), with background
+    /// Serves until stopped through [`App::handle`], with background
     /// housekeeping alongside.
     pub async fn run(self) -> std::io::Result<()> {
         let services = self.services.clone();
-        let housekeeping = async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(600));
-            loop {
-                tick.tick().await;
-                let now = services.now();
-                match services.db(move |r| r.delete_expired_sessions(now)).await {
-                    Ok(n) if n > 0 => tracing::info!(removed = n, "expired sessions removed"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "session clean-up failed"),
-                }
-            }
-        };
         tokio::select! {
             r = self.server => r,
-            () = housekeeping => Ok(()),
+            () = housekeeping(services) => Ok(()),
+        }
+    }
+
+    /// Like [`App::run`], and also stops gracefully on SIGTERM or SIGINT:
+    /// no new connections, running requests finish (up to 10 s). The
+    /// "listening" line is logged only once the signal handlers are in place.
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let handle = self.server.handle();
+        tracing::info!(issuer = %self.issuer, backend = self.services.store.backend(), "portcullis listening on port {}", self.port);
+        let stopper = async move {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            tracing::info!("{name} received; finishing running requests");
+            handle.stop(true).await;
+        };
+        let services = self.services.clone();
+        let server = self.server;
+        tokio::select! {
+            r = async { tokio::join!(server, stopper).0 } => r,
+            () = housekeeping(services) => Ok(()),
+        }
+    }
+}
+
+/// Periodic clean-up of expired sessions.
+async fn housekeeping(services: Services) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let now = services.now();
+        match services.db(move |r| r.delete_expired_sessions(now)).await {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "expired sessions removed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "session clean-up failed"),
         }
     }
 }
@@ -119,8 +146,8 @@ pub async fn build_app_with_clock(settings: Settings, clock: SharedClock) -> Res
     .listen(listener)
     .map_err(|e| Error::unavailable(format!("cannot serve on {bind}: {e}")))?
     .shutdown_timeout(10)
+    .disable_signals()
     .run();
-    tracing::info!(%issuer, backend = services.store.backend(), "portcullis listening on {bind}");
     Ok(App {
         port,
         issuer,
@@ -135,7 +162,8 @@ pub fn init_logging(format: LogFormat, level: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

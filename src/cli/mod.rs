@@ -79,7 +79,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 async fn serve(settings: Settings) -> crate::error::Result<()> {
     crate::init_logging(settings.log.format, &settings.log.level);
     let app = crate::build_app(settings).await?;
-    app.run()
+    app.run_until_signal()
         .await
         .map_err(|e| crate::error::Error::internal(format!("server failed: {e}")))?;
     tracing::info!("portcullis stopped");

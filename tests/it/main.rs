@@ -7,4 +7,5 @@ mod common;
 mod ephemeral;
 mod login;
 mod ops;
+mod serve;
 mod store;

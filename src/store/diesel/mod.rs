@@ -21,6 +21,9 @@ use std::time::Duration;
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
+/// Advisory-lock key that serialises migrations across nodes.
+const MIGRATION_LOCK: i64 = 0x706f_7274_6375;
+
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {
     Pg(diesel::PgConnection),

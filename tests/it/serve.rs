@@ -1,0 +1,159 @@
+//! The `serve` process itself: bootstrap output and graceful shutdown.
+
+use crate::common::pg_url;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct Served {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+fn serve(config: &std::path::Path) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let v = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
+            if tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    Served { child, lines }
+}
+
+impl Served {
+    /// Log lines up to and including the "listening" one.
+    fn until_listening(&self) -> Vec<serde_json::Value> {
+        let mut seen = Vec::new();
+        loop {
+            let v = self
+                .lines
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("server did not start: {seen:?}"));
+            let done = v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("listening"));
+            seen.push(v);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        self.child.wait().unwrap()
+    }
+}
+
+fn message_with<'a>(lines: &'a [serde_json::Value], needle: &str) -> Option<&'a str> {
+    lines
+        .iter()
+        .filter_map(|v| v["message"].as_str())
+        .find(|m| m.contains(needle))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_prints_a_working_one_time_password_once_and_sigterm_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("p.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "bind = \"127.0.0.1:0\"\n[database]\nurl = \"sqlite://{}\"\n[log]\nformat = \"json\"\n",
+            dir.path().join("p.db").display()
+        ),
+    )
+    .unwrap();
+
+    let first = serve(&config);
+    let lines = first.until_listening();
+    let msg = message_with(&lines, "first administrator").expect("bootstrap message");
+    let password = msg
+        .split("one-time password `")
+        .nth(1)
+        .unwrap()
+        .split('`')
+        .next()
+        .unwrap()
+        .to_string();
+    let issuer = lines
+        .iter()
+        .find_map(|v| v["issuer"].as_str())
+        .unwrap()
+        .to_string();
+    assert!(issuer.starts_with("http://localhost:"), "{issuer}");
+    assert!(
+        lines.iter().all(|v| v.is_object()),
+        "every log line is JSON: {lines:?}"
+    );
+
+    let b = crate::common::Browser::new(&issuer);
+    let res = b.login("admin", &password).await;
+    assert_eq!(res.location.as_deref(), Some("/account/password"));
+    // The request ID a response carries is in the log line of that request.
+    let rid = res.headers["x-request-id"].to_str().unwrap().to_string();
+    let logged = (0..50).find_map(|_| {
+        let v = first
+            .lines
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .ok()?;
+        (v["span"]["request_id"] == rid.as_str()).then_some(v)
+    });
+    let logged = logged.expect("a log line with the request ID");
+    assert_eq!(logged["span"]["path"], "/login");
+    let status = first.terminate();
+    assert!(status.success(), "graceful exit: {status:?}");
+
+    let second = serve(&config);
+    let lines = second.until_listening();
+    assert!(
+        message_with(&lines, "first administrator").is_none(),
+        "printed only once: {lines:?}"
+    );
+    assert!(second.terminate().success());
+}
+
+#[test]
+fn nodes_starting_together_migrate_one_postgres_database_once() {
+    let Some(base) = pg_url() else {
+        return crate::common::skip(
+            "nodes_starting_together_migrate_one_postgres_database_once",
+            "PORTCULLIS_TEST_DATABASE_URL",
+        );
+    };
+    let schema = crate::common::PgSchema::create(&base);
+    let url = schema.url();
+    let handles: Vec<_> = (0..3)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                portcullis::store::diesel::DieselStore::open(
+                    &portcullis::config::DatabaseSettings {
+                        url: portcullis::config::Secret::new(url),
+                        ..Default::default()
+                    },
+                )
+                .map(|_| ())
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap().expect("every node starts");
+    }
+}
