@@ -20,6 +20,9 @@ pub enum UserCommand {
         email: Option<String>,
         #[arg(long = "display-name")]
         display_name: Option<String>,
+        /// Username of the user's manager.
+        #[arg(long)]
+        manager: Option<String>,
         /// Read the password from the first line of standard input.
         #[arg(long = "password-stdin")]
         password_stdin: bool,
@@ -133,6 +136,7 @@ pub async fn user(settings: Settings, cmd: UserCommand) -> Result<()> {
             username,
             email,
             display_name,
+            manager,
             password_stdin,
         } => {
             let password = if password_stdin {
@@ -149,6 +153,7 @@ pub async fn user(settings: Settings, cmd: UserCommand) -> Result<()> {
                         email,
                         password,
                         must_change_password: false,
+                        manager,
                     },
                 )
                 .await?;
@@ -181,6 +186,10 @@ pub async fn user(settings: Settings, cmd: UserCommand) -> Result<()> {
             println!("display name: {}", d.user.display_name);
             println!("email:        {}", d.user.email.as_deref().unwrap_or("-"));
             println!("status:       {}", d.user.status.as_str());
+            println!(
+                "manager:      {}",
+                d.manager.as_ref().map_or("-", |m| m.as_str())
+            );
             println!(
                 "password:     {}",
                 if d.has_password { "set" } else { "none" }

@@ -20,6 +20,8 @@ pub struct NewUser {
     pub email: Option<String>,
     pub password: Option<String>,
     pub must_change_password: bool,
+    /// Username of the user's manager (who may approve their requests).
+    pub manager: Option<String>,
 }
 
 /// A user with what they belong to, as `user show` prints it.
@@ -31,6 +33,8 @@ pub struct UserDetails {
     pub roles: Vec<RoleName>,
     pub has_password: bool,
     pub sessions: usize,
+    /// The manager's username, when one is set.
+    pub manager: Option<Username>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -96,6 +100,10 @@ impl Services {
                 "the display name must be at most 200 characters",
             ));
         }
+        let manager = match input.manager.as_deref() {
+            Some(m) => Some(parse(Username::parse(m))?),
+            None => None,
+        };
         let hash = match &input.password {
             Some(pw) => Some(self.hash_new_password(pw, username.as_str()).await?),
             None => None,
@@ -111,8 +119,11 @@ impl Services {
             created_at: now,
             updated_at: now,
         };
-        let (u, actor, must_change) = (user.clone(), actor.clone(), input.must_change_password);
+        let (mut u, actor, must_change) = (user, actor.clone(), input.must_change_password);
         self.db(move |r| {
+            if let Some(m) = &manager {
+                u.manager_id = Some(need_user(r, m)?.id);
+            }
             r.insert_user(&u)?;
             if let Some(hash) = &hash {
                 r.set_password(
@@ -131,10 +142,10 @@ impl Services {
                 "user.create",
                 u.username.as_str(),
                 json!({"id": u.id}),
-            )
+            )?;
+            Ok(u.clone())
         })
-        .await?;
-        Ok(user)
+        .await
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>> {
@@ -150,6 +161,10 @@ impl Services {
                 roles: r.roles_of(&user.id)?.into_iter().map(|x| x.name).collect(),
                 has_password: r.password(&user.id)?.is_some(),
                 sessions: r.sessions_of(&user.id)?.len(),
+                manager: match &user.manager_id {
+                    Some(id) => r.user_by_id(id)?.map(|m| m.username),
+                    None => None,
+                },
                 user,
             })
         })

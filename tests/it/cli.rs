@@ -136,6 +136,28 @@ async fn cli_round_trips_while_a_server_runs_on_the_same_database() {
     assert_eq!(show["roles"], serde_json::json!(["billing:auditor"]));
     assert_eq!(show["has_password"], true);
     assert_eq!(show["sessions"], 1);
+    assert_eq!(show["manager"], serde_json::Value::Null);
+
+    // A manager is named by username and must exist.
+    ok(&portcullis(
+        &config,
+        &["user", "add", "oscar", "--manager", "nora"],
+        None,
+    ));
+    let oscar: serde_json::Value = serde_json::from_str(&ok(&portcullis(
+        &config,
+        &["user", "show", "oscar", "--json"],
+        None,
+    )))
+    .unwrap();
+    assert_eq!(oscar["manager"], "nora");
+    assert_eq!(oscar["manager_id"], show["id"]);
+    let (_, err) = failure(&portcullis(
+        &config,
+        &["user", "add", "pia", "--manager", "ghost"],
+        None,
+    ));
+    assert!(err.contains("no user named ghost"), "{err}");
     let text = ok(&portcullis(&config, &["user", "show", "nora"], None));
     assert!(text.contains("groups:       ops"), "{text}");
 

@@ -134,6 +134,7 @@ impl TestEnv {
 
 pub struct TestServer {
     pub base: String,
+    pub port: u16,
     pub clock: Arc<FixedClock>,
     pub services: Services,
     handle: actix_web::dev::ServerHandle,
@@ -151,11 +152,13 @@ impl TestServer {
             .await
             .expect("server starts");
         let base = app.issuer.clone();
+        let port = app.port;
         let services = app.services.clone();
         let handle = app.handle();
         tokio::spawn(app.run());
         Self {
             base,
+            port,
             clock,
             services,
             handle,
@@ -178,6 +181,7 @@ impl TestServer {
                     email: Some(format!("{name}@example.test")),
                     password: Some(PASSWORD.into()),
                     must_change_password: false,
+                    manager: None,
                 },
             )
             .await

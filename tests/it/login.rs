@@ -501,3 +501,35 @@ async fn malformed_requests_get_clear_errors_not_server_errors() {
     assert_eq!(missing.status, 404);
     assert!(missing.body.contains("Page not found"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_are_secure_when_the_issuer_is_https() {
+    let mut env = TestEnv::new(Backend::Embedded);
+    env.settings.issuer = Some("https://id.example.test".into());
+    let srv = TestServer::start_with(env).await;
+    srv.user("pat").await;
+    // Behind a TLS-terminating proxy: talk plain HTTP to the port.
+    let b = crate::common::Browser::new(&format!("http://127.0.0.1:{}", srv.port));
+    let form = b.get("/login").await;
+    let csrf_cookie = form.headers["set-cookie"].to_str().unwrap().to_string();
+    assert!(csrf_cookie.contains("; Secure"), "{csrf_cookie}");
+    let res = b
+        .http
+        .post(format!("http://127.0.0.1:{}/login", srv.port))
+        .header("cookie", csrf_cookie.split(';').next().unwrap())
+        .form(&[
+            ("username", "pat"),
+            ("password", PASSWORD),
+            ("csrf", &form.csrf()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let session = res.headers()["set-cookie"].to_str().unwrap();
+    assert!(session.starts_with("portcullis_session="), "{session}");
+    assert!(
+        session.contains("; Secure") && session.contains("HttpOnly"),
+        "{session}"
+    );
+}

@@ -80,20 +80,28 @@ async fn every_response_carries_a_request_id() {
     assert_ne!(r.headers()["x-request-id"], "bad id\twith junk");
 }
 
-/// A TCP forwarder the test can cut, to make a dependency unreachable.
+/// A TCP forwarder the test can cut (and restore), to make a dependency
+/// unreachable.
 struct Cuttable {
     addr: String,
+    upstream: String,
     tasks: std::sync::Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
     accept: JoinHandle<()>,
 }
 
 impl Cuttable {
     async fn to(upstream: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::listen("127.0.0.1:0", upstream).await
+    }
+
+    async fn listen(addr: &str, upstream: String) -> Self {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let tasks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let t = tasks.clone();
+        let up_for_task = upstream.clone();
         let accept = tokio::spawn(async move {
+            let upstream = up_for_task;
             while let Ok((mut inbound, _)) = listener.accept().await {
                 let up = upstream.clone();
                 let h = tokio::spawn(async move {
@@ -106,9 +114,15 @@ impl Cuttable {
         });
         Self {
             addr,
+            upstream,
             tasks,
             accept,
         }
+    }
+
+    /// Listens again on the same address.
+    async fn restore(&self) -> Self {
+        Self::listen(&self.addr, self.upstream.clone()).await
     }
 
     fn cut(&self) {
@@ -181,5 +195,24 @@ async fn readyz_turns_503_when_the_database_or_redis_is_unreachable() {
     assert_eq!(r.status(), 503);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["ephemeral"], "unreachable");
+
+    // When both come back, so does readiness: the pool and the Redis
+    // connection manager reconnect by themselves.
+    let _pg_back = pg_proxy.restore().await;
+    let _redis_back = redis_proxy.restore().await;
+    let mut status = 0;
+    for _ in 0..5 {
+        status = http
+            .get(srv.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if status == 200 {
+            break;
+        }
+    }
+    assert_eq!(status, 200, "ready again after the dependencies return");
     drop(schema);
 }

@@ -170,9 +170,16 @@ impl DieselStore {
     pub fn migrate(&self) -> Result<usize> {
         let mut conn = self.conn()?;
         let ran = match &mut *conn {
-            DbConn::Pg(c) => c
-                .run_pending_migrations(POSTGRES_MIGRATIONS)
-                .map(|v| v.len()),
+            DbConn::Pg(c) => {
+                // Nodes starting together take turns; the later ones find
+                // nothing pending.
+                c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+                let ran = c
+                    .run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map(|v| v.len());
+                c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+                ran
+            }
             DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
         };
         ran.map_err(|e| Error::unavailable(format!("migrations failed: {e}")))
