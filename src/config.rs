@@ -15,7 +15,15 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Sections of the file; an env var `PORTCULLIS_<SECTION>_<KEY>` nests under one.
-const SECTIONS: &[&str] = &["database", "ephemeral", "session", "login", "log"];
+const SECTIONS: &[&str] = &[
+    "database",
+    "ephemeral",
+    "session",
+    "login",
+    "log",
+    "keys",
+    "oidc",
+];
 
 /// A config value that may hold credentials (a database URL with a password).
 /// Its `Debug` form never shows them.
@@ -82,6 +90,8 @@ pub struct Settings {
     pub session: SessionSettings,
     pub login: LoginSettings,
     pub log: LogSettings,
+    pub keys: KeySettings,
+    pub oidc: OidcSettings,
 }
 
 impl Default for Settings {
@@ -95,6 +105,8 @@ impl Default for Settings {
             session: SessionSettings::default(),
             login: LoginSettings::default(),
             log: LogSettings::default(),
+            keys: KeySettings::default(),
+            oidc: OidcSettings::default(),
         }
     }
 }
@@ -209,6 +221,59 @@ impl Default for LogSettings {
         Self {
             format: LogFormat::Text,
             level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeySettings {
+    /// 32 bytes, base64: encrypts signing keys at rest. Unset with SQLite
+    /// means a key file beside the database, created on first start;
+    /// PostgreSQL (several nodes) needs it set, the same on every node.
+    pub encryption_key: Option<Secret>,
+    /// How long a rotated-in key is published before it signs anything, so
+    /// relying parties that cache the JWKS have it in time.
+    #[serde(with = "humantime_serde")]
+    pub publish_ahead: Duration,
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        Self {
+            encryption_key: None,
+            publish_ahead: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcSettings {
+    /// Upper bound on every access and ID token lifetime; a retired key stays
+    /// published this long after its last use.
+    #[serde(with = "humantime_serde")]
+    pub max_token_lifetime: Duration,
+    /// Defaults for new clients.
+    #[serde(with = "humantime_serde")]
+    pub access_token_lifetime: Duration,
+    #[serde(with = "humantime_serde")]
+    pub id_token_lifetime: Duration,
+    #[serde(with = "humantime_serde")]
+    pub refresh_token_lifetime: Duration,
+    /// How long an authorization code can be redeemed.
+    #[serde(with = "humantime_serde")]
+    pub code_lifetime: Duration,
+}
+
+impl Default for OidcSettings {
+    fn default() -> Self {
+        Self {
+            max_token_lifetime: Duration::from_secs(3600),
+            access_token_lifetime: Duration::from_secs(600),
+            id_token_lifetime: Duration::from_secs(3600),
+            refresh_token_lifetime: Duration::from_secs(30 * 24 * 3600),
+            code_lifetime: Duration::from_secs(60),
         }
     }
 }
@@ -345,6 +410,31 @@ impl Settings {
         if self.login.password_min_length < 8 {
             return Err(key_error("login.password_min_length", "must be at least 8"));
         }
+        let o = &self.oidc;
+        if o.access_token_lifetime > o.max_token_lifetime
+            || o.id_token_lifetime > o.max_token_lifetime
+        {
+            return Err(key_error(
+                "oidc.max_token_lifetime",
+                "must be at least oidc.access_token_lifetime and oidc.id_token_lifetime",
+            ));
+        }
+        if o.code_lifetime.is_zero() || o.code_lifetime > Duration::from_secs(600) {
+            return Err(key_error(
+                "oidc.code_lifetime",
+                "must be between 1s and 10m",
+            ));
+        }
+        if let Some(k) = &self.keys.encryption_key {
+            if let Err(e) = crate::crypto::seal::Sealer::from_base64(k.expose()) {
+                return Err(key_error("keys.encryption_key", e));
+            }
+        } else if !self.database.url.expose().starts_with("sqlite://") {
+            return Err(key_error(
+                "keys.encryption_key",
+                "is required with PostgreSQL (every node must share it); generate one with `portcullis keys generate-secret`",
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| key_error("log.level", e))?;
         Ok(())
@@ -458,7 +548,8 @@ mod tests {
     #[test]
     fn secrets_are_redacted_in_debug_output() {
         let s = Settings::from_toml(
-            "[database]\nurl = \"postgres://app:hunter2@db.internal:5432/idp?password=x\"",
+            "[database]\nurl = \"postgres://app:hunter2@db.internal:5432/idp?password=x\"\n\
+             [keys]\nencryption_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"",
         )
         .unwrap();
         let dbg = format!("{s:?}");

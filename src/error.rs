@@ -30,6 +30,9 @@ pub struct Error {
     pub kind: ErrorKind,
     public: String,
     detail: Option<String>,
+    /// A protocol's own error code, when the rule that failed names one
+    /// (OAuth 2.0 `error`, e.g. `invalid_grant`).
+    code: Option<&'static str>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -40,7 +43,21 @@ impl Error {
             kind,
             public: public.into(),
             detail: None,
+            code: None,
         }
+    }
+
+    /// An OAuth 2.0 / OpenID Connect error with its registered code.
+    pub fn oauth(kind: ErrorKind, code: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            code: Some(code),
+            ..Self::new(kind, description)
+        }
+    }
+
+    /// The protocol error code, if one was set.
+    pub fn code(&self) -> Option<&'static str> {
+        self.code
     }
 
     pub fn invalid(public: impl Into<String>) -> Self {

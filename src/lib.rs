@@ -25,18 +25,71 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Opens the database (applying migrations) and the ephemeral store.
-pub async fn open_services(settings: Settings, clock: SharedClock) -> Result<Services> {
+pub async fn open_services(
+    settings: Settings,
+    clock: SharedClock,
+    issuer: String,
+) -> Result<Services> {
     let db = settings.database.clone();
     let store = tokio::task::spawn_blocking(move || store::diesel::DieselStore::open(&db))
         .await
         .map_err(|e| Error::internal(e.to_string()))??;
     let ephemeral = ephemeral::connect(&settings.ephemeral, clock.clone()).await?;
+    let sealer = key_sealer(&settings)?;
     Ok(Services {
         store: Arc::new(store),
         ephemeral,
         clock,
         settings: Arc::new(settings),
+        keys: Arc::new(service::keys::KeyCache::new(sealer)),
+        issuer,
+        http: reqwest::Client::builder()
+            .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| Error::internal(format!("http client: {e}")))?,
     })
+}
+
+/// The at-rest key for signing keys: configured, or (SQLite only) a file
+/// beside the database created on first start.
+fn key_sealer(settings: &Settings) -> Result<crypto::seal::Sealer> {
+    use crypto::seal::Sealer;
+    if let Some(k) = &settings.keys.encryption_key {
+        return Sealer::from_base64(k.expose()).map_err(Error::invalid);
+    }
+    let db = settings.database.url.expose();
+    let Some(path) = db.strip_prefix("sqlite://") else {
+        return Err(Error::invalid(
+            "keys.encryption_key is required with PostgreSQL",
+        ));
+    };
+    let file = std::path::PathBuf::from(format!("{path}.key"));
+    if !file.exists() {
+        write_secret_file(&file, &Sealer::generate_key_base64())?;
+        tracing::warn!(
+            "created {}: it encrypts the signing keys in the database; back it up with the database, \
+             or set keys.encryption_key instead",
+            file.display()
+        );
+    }
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| Error::unavailable(format!("cannot read {}: {e}", file.display())))?;
+    Sealer::from_base64(text.trim()).map_err(|e| Error::invalid(format!("{}: {e}", file.display())))
+}
+
+fn write_secret_file(path: &std::path::Path, content: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::unavailable(format!("cannot create {}: {e}", path.display())))?;
+    f.write_all(content.as_bytes())
+        .map_err(|e| Error::unavailable(format!("cannot write {}: {e}", path.display())))
 }
 
 /// A server bound to its port, not yet running.
@@ -111,20 +164,21 @@ pub async fn build_app(settings: Settings) -> Result<App> {
 /// Builds the IdP with an injected clock (tests use a fixed one).
 pub async fn build_app_with_clock(settings: Settings, clock: SharedClock) -> Result<App> {
     let bind = settings.bind;
-    let services = open_services(settings, clock).await?;
-    if let Some(password) = services.bootstrap().await? {
-        tracing::warn!(
-            "created the first administrator: username `admin`, one-time password `{password}`. \
-             It is shown only this once and must be changed at first sign-in."
-        );
-    }
     let listener = TcpListener::bind(bind)
         .map_err(|e| Error::unavailable(format!("cannot listen on {bind}: {e}")))?;
     let port = listener
         .local_addr()
         .map_err(|e| Error::internal(e.to_string()))?
         .port();
-    let issuer = services.settings.issuer_for_port(port);
+    let issuer = settings.issuer_for_port(port);
+    let services = open_services(settings, clock, issuer.clone()).await?;
+    services.ensure_keys().await?;
+    if let Some(password) = services.bootstrap().await? {
+        tracing::warn!(
+            "created the first administrator: username `admin`, one-time password `{password}`. \
+             It is shown only this once and must be changed at first sign-in."
+        );
+    }
     let secure_cookies = services
         .settings
         .session

@@ -102,8 +102,9 @@ pub enum AuditCommand {
     Verify,
 }
 
-async fn services(settings: Settings) -> Result<Services> {
-    crate::open_services(settings, Arc::new(SystemClock)).await
+pub(super) async fn services(settings: Settings) -> Result<Services> {
+    let issuer = settings.issuer_for_port(settings.bind.port());
+    crate::open_services(settings, Arc::new(SystemClock), issuer).await
 }
 
 fn read_password() -> Result<String> {
@@ -118,7 +119,7 @@ fn read_password() -> Result<String> {
     Ok(pw)
 }
 
-fn print_json(v: &impl Serialize) -> Result<()> {
+pub(super) fn print_json(v: &impl Serialize) -> Result<()> {
     let s = serde_json::to_string_pretty(v).map_err(|e| Error::internal(e.to_string()))?;
     println!("{s}");
     Ok(())

@@ -2,6 +2,7 @@
 //! and works beside a running server on the same database.
 
 mod directory;
+mod oidc;
 
 use crate::config::Settings;
 use clap::{Parser, Subcommand};
@@ -39,6 +40,12 @@ pub enum Command {
     /// Manage roles and permanent role assignments.
     #[command(subcommand)]
     Role(directory::RoleCommand),
+    /// Manage OpenID Connect clients.
+    #[command(subcommand)]
+    Client(oidc::ClientCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(oidc::KeysCommand),
     /// Read and verify the audit trail.
     #[command(subcommand)]
     Audit(directory::AuditCommand),
@@ -63,6 +70,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Group(c) => directory::group(settings, c).await,
         Command::Role(c) => directory::role(settings, c).await,
         Command::Audit(c) => directory::audit(settings, c).await,
+        Command::Client(c) => oidc::client(settings, c).await,
+        Command::Keys(c) => oidc::keys(settings, c).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,9 @@
 //! Secrets the server generates, digests, constant-time comparison and
 //! password hashing.
 
+pub mod jws;
 pub mod password;
+pub mod seal;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

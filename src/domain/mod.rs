@@ -1,9 +1,13 @@
 //! Plain data and validated names. No I/O, no framework types.
 
 mod names;
+mod oidc;
 mod records;
 
 pub use names::{GroupName, NameError, RoleName, Username, validate_email};
+pub use oidc::{
+    AuthMethod, Client, Grant, GrantType, RefreshToken, RegistrationToken, SigningAlg, StoredKey,
+};
 pub use records::{
     AuditEntry, Group, NewAuditEntry, PasswordCredential, Role, Session, User, UserStatus,
 };

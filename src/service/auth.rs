@@ -303,11 +303,13 @@ impl Services {
         };
         let now = self.now();
         let actor = Actor::user(user.username.as_str(), ip);
+        let (digest, uid) = (session.id_digest.clone(), user.id.to_string());
         self.db(move |r| {
             r.delete_session(&session.id_digest)?;
             record(r, now, &actor, "logout", actor.name.as_str(), json!({}))
         })
-        .await
+        .await?;
+        self.backchannel_logout(&digest, &uid).await
     }
 
     /// Replaces the signed-in user's password after checking the current one.

@@ -6,6 +6,8 @@ pub mod auth;
 pub mod bootstrap;
 pub mod csrf;
 pub mod directory;
+pub mod keys;
+pub mod oidc;
 
 use crate::clock::SharedClock;
 use crate::config::Settings;
@@ -23,6 +25,11 @@ pub struct Services {
     pub ephemeral: SharedEphemeral,
     pub clock: SharedClock,
     pub settings: Arc<Settings>,
+    pub keys: Arc<keys::KeyCache>,
+    /// The public base URL (`iss` of everything issued).
+    pub issuer: String,
+    /// Outgoing HTTP (back-channel logout), pooled.
+    pub http: reqwest::Client,
 }
 
 /// Who caused an action, for the audit trail.

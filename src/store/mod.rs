@@ -5,6 +5,9 @@
 //! not at all. Calls block, so the service runs them on the blocking pool.
 
 pub mod diesel;
+mod oidc;
+
+pub use oidc::{ClientRepo, ConsentRepo, GrantRepo, KeyRepo, RegistrationRepo};
 
 use crate::domain::{
     AuditEntry, Group, GroupName, NewAuditEntry, PasswordCredential, Role, RoleName, Session, User,
@@ -81,8 +84,34 @@ pub trait MetaRepo {
 }
 
 /// Everything a transaction can touch.
-pub trait Repo: UserRepo + GroupRepo + RoleRepo + SessionRepo + AuditRepo + MetaRepo {}
-impl<T: UserRepo + GroupRepo + RoleRepo + SessionRepo + AuditRepo + MetaRepo> Repo for T {}
+pub trait Repo:
+    UserRepo
+    + GroupRepo
+    + RoleRepo
+    + SessionRepo
+    + AuditRepo
+    + MetaRepo
+    + ClientRepo
+    + ConsentRepo
+    + GrantRepo
+    + KeyRepo
+    + RegistrationRepo
+{
+}
+impl<T> Repo for T where
+    T: UserRepo
+        + GroupRepo
+        + RoleRepo
+        + SessionRepo
+        + AuditRepo
+        + MetaRepo
+        + ClientRepo
+        + ConsentRepo
+        + GrantRepo
+        + KeyRepo
+        + RegistrationRepo
+{
+}
 
 pub trait Store: Send + Sync + 'static {
     /// Runs `f` inside one transaction; commits on `Ok`, rolls back on `Err`.
@@ -102,7 +131,7 @@ impl dyn Store {
     /// (two writers raced) reruns the whole closure a few times.
     pub fn tx<T>(&self, mut f: impl FnMut(&mut dyn Repo) -> Result<T>) -> Result<T> {
         let mut last = None;
-        for _ in 0..TX_ATTEMPTS {
+        for attempt in 0..TX_ATTEMPTS {
             let mut out = None;
             match self.run_tx(&mut |repo| {
                 out = Some(f(repo)?);
@@ -111,7 +140,11 @@ impl dyn Store {
                 Ok(()) => {
                     return out.ok_or_else(|| Error::internal("transaction produced no result"));
                 }
-                Err(e) if e.kind == ErrorKind::Contention => last = Some(e),
+                Err(e) if e.kind == ErrorKind::Contention => {
+                    last = Some(e);
+                    // A short, growing pause lets the other writer finish.
+                    std::thread::sleep(std::time::Duration::from_millis(5 << attempt));
+                }
                 Err(e) => return Err(e),
             }
         }

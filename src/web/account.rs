@@ -2,22 +2,14 @@
 
 use super::State;
 use super::page::{
-    CSRF_FAILED, CsrfForm, PageError, PageResult, client_info, csrf_ok, render, see_other,
-    session_token, status_for,
+    CSRF_FAILED, CsrfForm, PageResult, client_info, csrf_ok, render, see_other, signed_in,
+    status_for,
 };
-use crate::domain::{Session, User};
+use crate::domain::User;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use askama::Template;
 use serde::Deserialize;
-
-/// The session and user behind the request, or a redirect to sign in.
-async fn signed_in(req: &HttpRequest, state: &State) -> Result<Option<(Session, User)>, PageError> {
-    match session_token(req, state) {
-        Some(t) => Ok(state.services.session_for(&t).await?),
-        None => Ok(None),
-    }
-}
 
 fn to_login(path: &str) -> actix_web::HttpResponse {
     see_other(&format!("/login?next={}", urlencode(path)))

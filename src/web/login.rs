@@ -25,6 +25,11 @@ struct LoginPage<'a> {
 pub struct LoginQuery {
     next: Option<String>,
     signed_out: Option<String>,
+    /// Prefills the username (OIDC `login_hint`).
+    login_hint: Option<String>,
+    /// Show the form even to a signed-in user: the application asked for a
+    /// fresh sign-in (`prompt=login`, `max_age`).
+    reauth: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -79,16 +84,25 @@ async fn login_page(req: &HttpRequest, state: &State, v: LoginView<'_>) -> PageR
 
 pub async fn show(req: HttpRequest, state: State, q: web::Query<LoginQuery>) -> PageResult {
     let next = safe_return_path(q.next.as_deref()).unwrap_or_default();
+    let reauth = q.reauth.is_some();
+    let mut username = q.login_hint.clone().unwrap_or_default();
     if let Some(t) = session_token(&req, &state)
-        && state.services.session_for(&t).await?.is_some()
+        && let Some((_, user)) = state.services.session_for(&t).await?
     {
-        return Ok(see_other(&target(Some(&next))));
+        if !reauth {
+            return Ok(see_other(&target(Some(&next))));
+        }
+        username = user.username.to_string();
     }
-    let notice = q.signed_out.is_some().then_some("You have signed out.");
+    let notice = if reauth {
+        Some("The application asks you to sign in again.")
+    } else {
+        q.signed_out.is_some().then_some("You have signed out.")
+    };
     let view = LoginView {
         status: StatusCode::OK,
         next: &next,
-        username: "",
+        username: &username,
         error: None,
         notice,
     };

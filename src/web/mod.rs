@@ -5,6 +5,7 @@ mod account;
 mod login;
 pub mod metrics;
 mod middleware;
+mod oidc;
 mod ops;
 mod page;
 
@@ -47,6 +48,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/readyz", web::get().to(ops::readyz))
     .route("/metrics", web::get().to(ops::metrics))
     .route("/static/{file}", web::get().to(ops::static_file))
+    .configure(oidc::routes)
     .default_service(web::to(not_found));
 }
 

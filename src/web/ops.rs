@@ -52,11 +52,18 @@ pub async fn metrics(state: State) -> HttpResponse {
 }
 
 /// Assets are compiled in, so the binary runs from any directory.
-const ASSETS: &[(&str, &str, &str)] = &[(
-    "style.css",
-    "text/css; charset=utf-8",
-    include_str!("../../static/style.css"),
-)];
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../../static/style.css"),
+    ),
+    (
+        "autosubmit.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/autosubmit.js"),
+    ),
+];
 
 pub async fn static_file(name: web::Path<String>) -> HttpResponse {
     match ASSETS.iter().find(|(n, _, _)| *n == name.as_str()) {

@@ -2,6 +2,7 @@
 //! client address and CSRF checks.
 
 use super::{AppState, State};
+use crate::domain::{Session, User};
 use crate::error::{Error, ErrorKind};
 use crate::protocol::client_ip;
 use crate::service::auth::ClientInfo;
@@ -181,3 +182,14 @@ pub async fn csrf_ok(req: &HttpRequest, state: &State, token: &str) -> Result<bo
 
 pub const CSRF_FAILED: &str =
     "This form has expired or did not come from this site. Please try again.";
+
+/// The live session and user behind the request, if any.
+pub async fn signed_in(
+    req: &HttpRequest,
+    state: &State,
+) -> Result<Option<(Session, User)>, PageError> {
+    match session_token(req, state) {
+        Some(t) => Ok(state.services.session_for(&t).await?),
+        None => Ok(None),
+    }
+}

@@ -19,6 +19,11 @@ pub fn t0() -> DateTime<Utc> {
     DateTime::from_timestamp(1_772_445_600, 0).unwrap()
 }
 
+/// The real time, to the second.
+pub fn now_secs() -> DateTime<Utc> {
+    DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap()
+}
+
 pub fn pg_url() -> Option<String> {
     std::env::var("PORTCULLIS_TEST_DATABASE_URL")
         .ok()
@@ -121,6 +126,9 @@ impl TestEnv {
                 settings.database.url = Secret::new(s.url());
                 settings.ephemeral.url = Secret::new(redis_url().unwrap());
                 settings.ephemeral.key_prefix = unique("portcullis-test:") + ":";
+                settings.keys.encryption_key = Some(Secret::new(
+                    portcullis::crypto::seal::Sealer::generate_key_base64(),
+                ));
                 schema = Some(s);
             }
         }
@@ -147,7 +155,17 @@ impl TestServer {
     }
 
     pub async fn start_with(env: TestEnv) -> Self {
-        let clock = FixedClock::new(t0());
+        Self::start_at(env, t0()).await
+    }
+
+    /// A server whose fixed clock starts at the real time, for tests whose
+    /// other side (a relying-party library) checks expiry by the real clock.
+    pub async fn start_now(backend: Backend) -> Self {
+        Self::start_at(TestEnv::new(backend), now_secs()).await
+    }
+
+    pub async fn start_at(env: TestEnv, at: DateTime<Utc>) -> Self {
+        let clock = FixedClock::new(at);
         let app = portcullis::build_app_with_clock(env.settings.clone(), clock.clone())
             .await
             .expect("server starts");
@@ -164,6 +182,12 @@ impl TestServer {
             handle,
             _env: env,
         }
+    }
+
+    /// The server's clock, in Unix seconds.
+    pub fn clock_now(&self) -> i64 {
+        use portcullis::clock::Clock;
+        self.clock.now().timestamp()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -257,6 +281,11 @@ impl Browser {
             body: resp.text().await.unwrap(),
             headers,
         }
+    }
+
+    /// GET an absolute URL (e.g. one a relying-party library built).
+    pub async fn get_url(&self, url: &str) -> Page {
+        Self::page(self.http.get(url).send().await.unwrap()).await
     }
 
     pub async fn get(&self, path: &str) -> Page {

@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod ephemeral;
 mod login;
+mod oidc;
 mod ops;
 mod serve;
 mod store;

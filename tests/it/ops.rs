@@ -162,6 +162,9 @@ async fn readyz_turns_503_when_the_database_or_redis_is_unreachable() {
     let mut env = TestEnv::new(Backend::Embedded);
     env.settings.database.url = Secret::new(schema.url_via(&via));
     env.settings.database.connect_timeout = std::time::Duration::from_secs(1);
+    env.settings.keys.encryption_key = Some(Secret::new(
+        portcullis::crypto::seal::Sealer::generate_key_base64(),
+    ));
     env.settings.ephemeral.url =
         Secret::new(redis.replacen(&host_port(&redis), &redis_proxy.addr, 1));
     let srv = TestServer::start_with(env).await;

@@ -6,9 +6,13 @@ use crate::crypto::audit_chain_hash;
 use crate::domain::{AuditEntry, NewAuditEntry};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{AuditRepo, MetaRepo};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 pub use crate::crypto::AUDIT_GENESIS as GENESIS;
+
+/// Advisory-lock key for appends to the audit chain.
+const AUDIT_LOCK: i64 = 0x0061_7564_6974;
 
 type AuditRow = (
     i64,
@@ -40,6 +44,12 @@ fn entry_from(r: AuditRow) -> AuditEntry {
 
 impl AuditRepo for DbConn {
     fn append_audit(&mut self, e: &NewAuditEntry) -> Result<AuditEntry> {
+        if matches!(self, DbConn::Pg(_)) {
+            // Writers take turns on the chain's tail until they commit, so
+            // concurrent appends queue instead of colliding. (SQLite's
+            // BEGIN IMMEDIATE already serialises writers.)
+            self.batch_execute(&format!("SELECT pg_advisory_xact_lock({AUDIT_LOCK})"))?;
+        }
         let last: Option<(i64, String)> = a::table
             .order(a::seq.desc())
             .select((a::seq, a::hash))

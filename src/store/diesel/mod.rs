@@ -3,6 +3,8 @@
 //! "try each backend" would let SQLite accept a PostgreSQL URL as a file name.
 
 mod audit;
+mod clients;
+mod grants;
 mod groups;
 mod schema;
 mod sessions;

@@ -108,3 +108,89 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     meta,
 );
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        alg -> Text,
+        private_key -> Text,
+        public_jwk -> Text,
+        created_at -> BigInt,
+        activates_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    clients (client_id) {
+        client_id -> Text,
+        name -> Text,
+        secret_hash -> Nullable<Text>,
+        auth_method -> Text,
+        redirect_uris -> Text,
+        post_logout_redirect_uris -> Text,
+        grant_types -> Text,
+        scopes -> Text,
+        require_pkce -> Bool,
+        id_token_alg -> Text,
+        access_token_ttl -> BigInt,
+        id_token_ttl -> BigInt,
+        refresh_token_ttl -> BigInt,
+        consent_required -> Bool,
+        backchannel_logout_uri -> Nullable<Text>,
+        jwks -> Nullable<Text>,
+        registration_token_hash -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    consents (user_id, client_id) {
+        user_id -> Text,
+        client_id -> Text,
+        scopes -> Text,
+        granted_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    grants (id) {
+        id -> Text,
+        client_id -> Text,
+        user_id -> Nullable<Text>,
+        session_digest -> Nullable<Text>,
+        scope -> Text,
+        auth_time -> Nullable<BigInt>,
+        acr -> Nullable<Text>,
+        amr -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        grant_id -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    revoked_tokens (jti) {
+        jti -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    registration_tokens (token_hash) {
+        token_hash -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        uses_left -> BigInt,
+    }
+}

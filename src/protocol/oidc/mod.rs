@@ -1,0 +1,10 @@
+//! OpenID Connect and OAuth 2.0 rules.
+
+pub mod authorize;
+pub mod claims;
+pub mod client_auth;
+pub mod discovery;
+pub mod pkce;
+pub mod registration;
+pub mod scope;
+pub mod uri;

@@ -1,0 +1,170 @@
+//! RP-initiated logout (OIDC RP-Initiated Logout 1.0) and back-channel
+//! logout tokens (OIDC Back-Channel Logout 1.0).
+
+use crate::crypto::jws;
+use crate::crypto::random_token;
+use crate::domain::{Client, SigningAlg};
+use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::oidc::claims::sid_for;
+use crate::protocol::oidc::uri::with_query;
+use crate::service::Services;
+use serde_json::json;
+use std::time::Duration;
+
+const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+const ATTEMPTS: u32 = 3;
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The end-session endpoint's parameters.
+#[derive(Debug, Clone, Default)]
+pub struct EndSessionRequest {
+    pub id_token_hint: Option<String>,
+    pub client_id: Option<String>,
+    pub post_logout_redirect_uri: Option<String>,
+    pub state: Option<String>,
+}
+
+/// What the end-session endpoint decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutPlan {
+    /// Where to send the browser afterwards, when the client asked and may.
+    pub redirect: Option<String>,
+    /// The `sub` of a valid `id_token_hint`, if one was given.
+    pub hinted_subject: Option<String>,
+    pub client_name: Option<String>,
+}
+
+fn bad(msg: &str) -> Error {
+    Error::oauth(ErrorKind::InvalidInput, "invalid_request", msg.to_string())
+}
+
+impl Services {
+    /// Validates an end-session request. Nothing is redirected anywhere that
+    /// the client did not register.
+    pub async fn plan_logout(&self, req: &EndSessionRequest) -> Result<LogoutPlan> {
+        let mut client_id = req.client_id.clone();
+        let mut hinted_subject = None;
+        if let Some(hint) = &req.id_token_hint {
+            let keys = self
+                .key_ring()
+                .published(self.now(), chrono::Duration::days(3650));
+            // An expired ID token is still a fine hint (the spec allows it);
+            // the signature and issuer must hold.
+            let claims = jws::verify(hint, &keys, &SigningAlg::ALL)
+                .map_err(|_| bad("id_token_hint is not an ID token issued here"))?;
+            if claims["iss"].as_str() != Some(self.issuer.as_str()) {
+                return Err(bad("id_token_hint was issued by someone else"));
+            }
+            let aud = match &claims["aud"] {
+                serde_json::Value::String(a) => Some(a.clone()),
+                serde_json::Value::Array(a) => {
+                    a.first().and_then(|x| x.as_str()).map(str::to_string)
+                }
+                _ => None,
+            };
+            if let (Some(given), Some(aud)) = (&client_id, &aud)
+                && given != aud
+            {
+                return Err(bad("client_id does not match the id_token_hint"));
+            }
+            client_id = client_id.or(aud);
+            hinted_subject = claims["sub"].as_str().map(str::to_string);
+        }
+        let client = match &client_id {
+            Some(id) => Some(
+                self.client(id)
+                    .await?
+                    .ok_or_else(|| bad("unknown client_id"))?,
+            ),
+            None => None,
+        };
+        let redirect = match (&req.post_logout_redirect_uri, &client) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(bad(
+                    "post_logout_redirect_uri needs client_id or id_token_hint",
+                ));
+            }
+            (Some(uri), Some(c)) => {
+                if !c.post_logout_redirect_uris.iter().any(|u| u == uri) {
+                    return Err(bad(
+                        "post_logout_redirect_uri is not registered for this client",
+                    ));
+                }
+                let mut params = vec![];
+                if let Some(s) = &req.state {
+                    params.push(("state", s.as_str()));
+                }
+                Some(with_query(uri, &params))
+            }
+        };
+        Ok(LogoutPlan {
+            redirect,
+            hinted_subject,
+            client_name: client.map(|c| c.name),
+        })
+    }
+
+    /// Tells every client that received tokens in the ended session, in the
+    /// background: the caller never waits for slow receivers.
+    pub async fn backchannel_logout(&self, session_digest: &str, user_id: &str) -> Result<()> {
+        let digest = session_digest.to_string();
+        let grants = self.db(move |r| r.grants_of_session(&digest)).await?;
+        let mut ids: Vec<String> = grants.into_iter().map(|g| g.client_id).collect();
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            let Some(client) = self.client(&id).await? else {
+                continue;
+            };
+            let Some(uri) = client.backchannel_logout_uri.clone() else {
+                continue;
+            };
+            let token = self.logout_token(&client, session_digest, user_id)?;
+            let http = self.http.clone();
+            tokio::spawn(deliver_logout(http, uri, token, client.client_id));
+        }
+        Ok(())
+    }
+
+    fn logout_token(&self, client: &Client, session_digest: &str, user_id: &str) -> Result<String> {
+        let now = self.now().timestamp();
+        let claims = json!({
+            "iss": self.issuer,
+            "aud": client.client_id,
+            "iat": now,
+            "exp": now + 120,
+            "jti": random_token(),
+            "sub": user_id,
+            "sid": sid_for(session_digest),
+            "events": { BACKCHANNEL_EVENT: {} },
+        });
+        self.sign_jwt(client.id_token_alg, "logout+jwt", &claims)
+    }
+}
+
+/// POSTs the logout token, retrying with backoff; gives up quietly (logged).
+async fn deliver_logout(http: reqwest::Client, uri: String, token: String, client_id: String) {
+    for attempt in 0..ATTEMPTS {
+        let sent = http
+            .post(&uri)
+            .timeout(ATTEMPT_TIMEOUT)
+            .form(&[("logout_token", token.as_str())])
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() => {
+                tracing::info!(client = %client_id, "back-channel logout delivered");
+                return;
+            }
+            Ok(r) => {
+                tracing::warn!(client = %client_id, status = r.status().as_u16(), attempt, "back-channel logout refused")
+            }
+            Err(e) => {
+                tracing::warn!(client = %client_id, error = %e, attempt, "back-channel logout failed")
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+    }
+    tracing::error!(client = %client_id, "back-channel logout given up after {ATTEMPTS} attempts");
+}

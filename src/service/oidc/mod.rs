@@ -1,0 +1,8 @@
+//! OpenID Connect provider services.
+
+pub mod authorize;
+pub mod clients;
+pub mod logout;
+pub mod resource;
+pub mod token;
+pub mod tokens;

@@ -1,0 +1,455 @@
+//! The token endpoint: client authentication and the three grants.
+
+use super::authorize::{CodeGrant, code_key, code_used_key};
+use super::tokens::TokenResponse;
+use crate::crypto::jws;
+use crate::crypto::{constant_time_eq, sha256_hex};
+use crate::domain::{AuthMethod, Client, Grant, GrantType, SigningAlg};
+use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::oidc::client_auth::{ASSERTION_TYPE, check_assertion_claims, parse_basic};
+use crate::protocol::oidc::discovery::paths;
+use crate::protocol::oidc::{pkce, scope};
+use crate::service::{Actor, Services, record};
+use chrono::Duration;
+use serde_json::json;
+
+/// Whatever a request carried to authenticate a client.
+#[derive(Debug, Clone, Default)]
+pub struct ClientCredentials {
+    pub authorization: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub assertion_type: Option<String>,
+    pub assertion: Option<String>,
+}
+
+/// The token endpoint's form parameters.
+#[derive(Debug, Clone, Default)]
+pub struct TokenRequest {
+    pub grant_type: Option<String>,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+    pub refresh_token: Option<String>,
+    pub scope: Option<String>,
+}
+
+fn invalid_client(why: &str) -> Error {
+    Error::oauth(
+        ErrorKind::Unauthenticated,
+        "invalid_client",
+        why.to_string(),
+    )
+}
+
+fn invalid_grant(why: &str) -> Error {
+    Error::oauth(ErrorKind::InvalidInput, "invalid_grant", why.to_string())
+}
+
+fn invalid_request(why: &str) -> Error {
+    Error::oauth(ErrorKind::InvalidInput, "invalid_request", why.to_string())
+}
+
+impl Services {
+    /// Authenticates the calling client by exactly one method, which must be
+    /// the one it registered.
+    pub async fn authenticate_client(&self, creds: &ClientCredentials) -> Result<Client> {
+        let basic = match &creds.authorization {
+            Some(h) if h.to_ascii_lowercase().starts_with("basic ") => Some(
+                parse_basic(h)
+                    .ok_or_else(|| invalid_client("the Basic credentials are malformed"))?,
+            ),
+            _ => None,
+        };
+        let methods = [
+            basic.is_some(),
+            creds.client_secret.is_some(),
+            creds.assertion.is_some(),
+        ];
+        if methods.iter().filter(|m| **m).count() > 1 {
+            return Err(invalid_request(
+                "use exactly one client authentication method",
+            ));
+        }
+        let (client_id, method) = if let Some((id, _)) = &basic {
+            (id.clone(), AuthMethod::ClientSecretBasic)
+        } else if creds.client_secret.is_some() {
+            (
+                creds
+                    .client_id
+                    .clone()
+                    .ok_or_else(|| invalid_client("client_id is missing"))?,
+                AuthMethod::ClientSecretPost,
+            )
+        } else if let Some(assertion) = &creds.assertion {
+            if creds.assertion_type.as_deref() != Some(ASSERTION_TYPE) {
+                return Err(invalid_client("client_assertion_type must be jwt-bearer"));
+            }
+            // The issuer is read unverified only to find the keys to verify with.
+            let claims = jws::decode_unverified_claims(assertion)
+                .map_err(|_| invalid_client("the client assertion is malformed"))?;
+            let id = claims["sub"]
+                .as_str()
+                .or(creds.client_id.as_deref())
+                .unwrap_or("")
+                .to_string();
+            (id, AuthMethod::PrivateKeyJwt)
+        } else {
+            (
+                creds
+                    .client_id
+                    .clone()
+                    .ok_or_else(|| invalid_client("client authentication is required"))?,
+                AuthMethod::None,
+            )
+        };
+        if creds.client_id.as_ref().is_some_and(|id| *id != client_id) {
+            return Err(invalid_client("client_id does not match the credentials"));
+        }
+        let client = self
+            .client(&client_id)
+            .await?
+            .ok_or_else(|| invalid_client("unknown client"))?;
+        if client.auth_method != method {
+            return Err(invalid_client(&format!(
+                "this client must authenticate with {}",
+                client.auth_method.as_str()
+            )));
+        }
+        match method {
+            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {
+                let secret = basic
+                    .map(|b| b.1)
+                    .or_else(|| creds.client_secret.clone())
+                    .unwrap_or_default();
+                let expected = client.secret_hash.clone().unwrap_or_default();
+                if !constant_time_eq(
+                    sha256_hex(secret.as_bytes()).as_bytes(),
+                    expected.as_bytes(),
+                ) {
+                    return Err(invalid_client("the client secret is wrong"));
+                }
+            }
+            AuthMethod::PrivateKeyJwt => {
+                self.check_client_assertion(&client, creds.assertion.as_deref().unwrap_or(""))
+                    .await?
+            }
+            AuthMethod::None => {}
+        }
+        Ok(client)
+    }
+
+    async fn check_client_assertion(&self, client: &Client, assertion: &str) -> Result<()> {
+        let keys: Vec<serde_json::Value> = client
+            .jwks
+            .as_ref()
+            .and_then(|j| j["keys"].as_array().cloned())
+            .unwrap_or_default();
+        // Only asymmetric algorithms: `none` and HMAC (where a public key could
+        // be abused as the secret) are refused by jws::verify.
+        let claims = jws::verify(assertion, &keys, &SigningAlg::ALL)
+            .map_err(|e| invalid_client(&format!("the client assertion is not valid: {e}")))?;
+        let issuer = &self.issuer;
+        let audiences = vec![
+            format!("{issuer}{}", paths::TOKEN),
+            issuer.to_string(),
+            format!("{issuer}{}", paths::INTROSPECT),
+            format!("{issuer}{}", paths::REVOKE),
+        ];
+        let (jti, exp) = check_assertion_claims(&claims, &client.client_id, &audiences, self.now())
+            .map_err(|e| invalid_client(&e))?;
+        let ttl = std::time::Duration::from_secs((exp - self.now().timestamp()).max(1) as u64 + 60);
+        let key = format!(
+            "assertion-jti:{}:{}",
+            client.client_id,
+            sha256_hex(jti.as_bytes())
+        );
+        if !self.ephemeral.put_if_absent(&key, b"1", ttl).await? {
+            return Err(invalid_client("the client assertion was already used"));
+        }
+        Ok(())
+    }
+
+    /// Handles a token request from an authenticated client.
+    pub async fn token(&self, client: &Client, req: TokenRequest) -> Result<TokenResponse> {
+        let grant_type = req
+            .grant_type
+            .as_deref()
+            .ok_or_else(|| invalid_request("grant_type is missing"))?;
+        let g = GrantType::parse(grant_type).ok_or_else(|| {
+            Error::oauth(
+                ErrorKind::InvalidInput,
+                "unsupported_grant_type",
+                format!("grant_type {grant_type} is not supported"),
+            )
+        })?;
+        if !client.allows_grant(g) {
+            return Err(Error::oauth(
+                ErrorKind::InvalidInput,
+                "unauthorized_client",
+                format!("this client may not use {grant_type}"),
+            ));
+        }
+        match g {
+            GrantType::AuthorizationCode => self.redeem_code(client, req).await,
+            GrantType::RefreshToken => self.refresh(client, req).await,
+            GrantType::ClientCredentials => self.client_credentials(client, req).await,
+        }
+    }
+
+    async fn revoke_grant_for(
+        &self,
+        grant_id: &str,
+        action: &'static str,
+        client_id: &str,
+    ) -> Result<()> {
+        let (gid, cid, now) = (grant_id.to_string(), client_id.to_string(), self.now());
+        self.db(move |r| {
+            r.revoke_grant(&gid, now)?;
+            record(
+                r,
+                now,
+                &Actor::system(),
+                action,
+                &cid,
+                json!({"grant": gid}),
+            )
+        })
+        .await
+    }
+
+    async fn redeem_code(&self, client: &Client, req: TokenRequest) -> Result<TokenResponse> {
+        let code = req
+            .code
+            .as_deref()
+            .ok_or_else(|| invalid_request("code is missing"))?;
+        let Some(bytes) = self.ephemeral.take(&code_key(code)).await? else {
+            if let Some(gid) = self.ephemeral.get(&code_used_key(code)).await? {
+                let gid = String::from_utf8_lossy(&gid).to_string();
+                self.revoke_grant_for(&gid, "oidc.code_replay", &client.client_id)
+                    .await?;
+                return Err(invalid_grant(
+                    "the code was already used; everything issued from it is revoked",
+                ));
+            }
+            return Err(invalid_grant("the code is unknown or has expired"));
+        };
+        let cg: CodeGrant =
+            serde_json::from_slice(&bytes).map_err(|e| Error::internal(e.to_string()))?;
+        let now = self.now();
+        if cg.expires_at <= now.timestamp() {
+            return Err(invalid_grant("the code has expired"));
+        }
+        if cg.client_id != client.client_id {
+            return Err(invalid_grant("the code was issued to another client"));
+        }
+        if req.redirect_uri.as_deref() != Some(cg.redirect_uri.as_str()) {
+            return Err(invalid_grant(
+                "redirect_uri does not match the authorization request",
+            ));
+        }
+        match (&cg.code_challenge, req.code_verifier.as_deref()) {
+            (Some(ch), Some(v)) if pkce::verify(ch, v) => {}
+            (Some(_), Some(_)) => {
+                return Err(invalid_grant("the PKCE code_verifier does not match"));
+            }
+            (Some(_), None) => return Err(invalid_grant("code_verifier is missing")),
+            (None, Some(_)) => {
+                return Err(invalid_grant(
+                    "code_verifier sent but the request had no code_challenge",
+                ));
+            }
+            (None, None) => {}
+        }
+        let subject = self
+            .subject(&cg.user_id)
+            .await?
+            .filter(|s| s.user.is_active())
+            .ok_or_else(|| invalid_grant("the user is no longer active"))?;
+        let offline = cg.scope.iter().any(|s| s == "offline_access")
+            && client.allows_grant(GrantType::RefreshToken);
+        let lifetime = if offline {
+            client.refresh_token_ttl
+        } else {
+            client.access_token_ttl
+        };
+        let grant = Grant {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            client_id: client.client_id.clone(),
+            user_id: Some(subject.user.id.clone()),
+            session_digest: Some(cg.session_digest.clone()),
+            scope: cg.scope.clone(),
+            auth_time: chrono::DateTime::from_timestamp(cg.auth_time, 0),
+            acr: Some(cg.acr.clone()),
+            amr: cg.amr.clone(),
+            created_at: now,
+            expires_at: now + Duration::seconds(lifetime),
+            revoked_at: None,
+        };
+        let refresh = offline.then(|| self.new_refresh_token(&grant));
+        let (g, rt, actor) = (
+            grant.clone(),
+            refresh.as_ref().map(|r| r.1.clone()),
+            Actor::user(subject.user.username.as_str(), None),
+        );
+        self.db(move |r| {
+            r.insert_grant(&g)?;
+            if let Some(rt) = &rt {
+                r.insert_refresh_token(rt)?;
+            }
+            record(
+                r,
+                now,
+                &actor,
+                "oidc.token",
+                &g.client_id,
+                json!({"grant": g.id, "grant_type": "authorization_code", "scope": g.scope}),
+            )
+        })
+        .await?;
+        // Remember the redemption so a replay can revoke what it produced.
+        let marker_ttl = std::time::Duration::from_secs(600);
+        self.ephemeral
+            .put_ttl(&code_used_key(code), grant.id.as_bytes(), marker_ttl)
+            .await?;
+        self.mint_tokens(
+            client,
+            &grant,
+            &grant.scope,
+            Some(&subject),
+            cg.nonce.as_deref(),
+            refresh.map(|r| r.0),
+        )
+    }
+
+    async fn refresh(&self, client: &Client, req: TokenRequest) -> Result<TokenResponse> {
+        let token = req
+            .refresh_token
+            .as_deref()
+            .ok_or_else(|| invalid_request("refresh_token is missing"))?;
+        let hash = sha256_hex(token.as_bytes());
+        let h = hash.clone();
+        let found = self
+            .db(move |r| match r.refresh_token(&h)? {
+                Some(t) => Ok(r.grant(&t.grant_id)?.map(|g| (t, g))),
+                None => Ok(None),
+            })
+            .await?;
+        let (stored, grant) = found.ok_or_else(|| invalid_grant("the refresh token is unknown"))?;
+        if grant.client_id != client.client_id {
+            return Err(invalid_grant(
+                "the refresh token was issued to another client",
+            ));
+        }
+        let now = self.now();
+        if stored.used_at.is_some() {
+            self.revoke_grant_for(&grant.id, "oidc.refresh_reuse", &client.client_id)
+                .await?;
+            return Err(invalid_grant(
+                "the refresh token was already used; the whole grant is revoked",
+            ));
+        }
+        if !grant.is_live(now) || stored.expires_at <= now {
+            return Err(invalid_grant(
+                "the refresh token has expired or was revoked",
+            ));
+        }
+        let scope = match req.scope.as_deref() {
+            None => grant.scope.clone(),
+            Some(s) => {
+                let asked = scope::parse(s);
+                if !asked.iter().all(|x| grant.scope.contains(x)) {
+                    return Err(Error::oauth(
+                        ErrorKind::InvalidInput,
+                        "invalid_scope",
+                        "a refresh cannot widen the scope",
+                    ));
+                }
+                asked
+            }
+        };
+        let user_id = grant
+            .user_id
+            .clone()
+            .ok_or_else(|| invalid_grant("not a user grant"))?;
+        let subject = match self.subject(user_id.as_str()).await? {
+            Some(s) if s.user.is_active() => s,
+            _ => {
+                self.revoke_grant_for(&grant.id, "oidc.refresh_inactive_user", &client.client_id)
+                    .await?;
+                return Err(invalid_grant("the user is no longer active"));
+            }
+        };
+        let (next, next_stored) = self.new_refresh_token(&grant);
+        let gid = grant.id.clone();
+        let won = self
+            .db(move |r| {
+                if !r.use_refresh_token(&hash, now)? {
+                    return Ok(false);
+                }
+                r.insert_refresh_token(&next_stored)?;
+                Ok(true)
+            })
+            .await?;
+        if !won {
+            // Another request redeemed it a moment ago: that is reuse too.
+            self.revoke_grant_for(&gid, "oidc.refresh_reuse", &client.client_id)
+                .await?;
+            return Err(invalid_grant(
+                "the refresh token was already used; the whole grant is revoked",
+            ));
+        }
+        self.mint_tokens(client, &grant, &scope, Some(&subject), None, Some(next))
+    }
+
+    async fn client_credentials(
+        &self,
+        client: &Client,
+        req: TokenRequest,
+    ) -> Result<TokenResponse> {
+        if client.is_public() {
+            return Err(Error::oauth(
+                ErrorKind::InvalidInput,
+                "unauthorized_client",
+                "public clients cannot use client_credentials",
+            ));
+        }
+        let usable: Vec<String> = client
+            .scopes
+            .iter()
+            .filter(|s| !matches!(s.as_str(), "openid" | "offline_access"))
+            .cloned()
+            .collect();
+        let scope = match req.scope.as_deref() {
+            None => usable,
+            Some(s) => {
+                let asked = scope::parse(s);
+                if let Some(bad) = asked.iter().find(|x| !usable.contains(x)) {
+                    return Err(Error::oauth(
+                        ErrorKind::InvalidInput,
+                        "invalid_scope",
+                        format!("scope {bad} is not available to this client"),
+                    ));
+                }
+                asked
+            }
+        };
+        let now = self.now();
+        let grant = Grant {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            client_id: client.client_id.clone(),
+            user_id: None,
+            session_digest: None,
+            scope: scope.clone(),
+            auth_time: None,
+            acr: None,
+            amr: vec![],
+            created_at: now,
+            expires_at: now + Duration::seconds(client.access_token_ttl),
+            revoked_at: None,
+        };
+        let g = grant.clone();
+        self.db(move |r| r.insert_grant(&g)).await?;
+        self.mint_tokens(client, &grant, &scope, None, None, None)
+    }
+}

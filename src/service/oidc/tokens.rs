@@ -1,0 +1,222 @@
+//! Minting and checking tokens: JWT access tokens (RFC 9068), ID tokens,
+//! opaque refresh tokens.
+
+use crate::crypto::jws::{self, left_half_hash};
+use crate::crypto::{random_token, sha256_hex};
+use crate::domain::{Client, Grant, RefreshToken, SigningAlg, User};
+use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::oidc::claims::{Profile, sid_for, ts, user_claims};
+use crate::protocol::oidc::scope;
+use crate::service::Services;
+use chrono::Duration;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// The token endpoint's success response (RFC 6749 5.1).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+/// The user side of a grant, loaded once per issuance.
+pub struct Subject {
+    pub user: User,
+    pub groups: Vec<String>,
+    pub roles: Vec<String>,
+}
+
+/// A verified, live access token.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub claims: Value,
+    pub grant: Grant,
+}
+
+impl AccessToken {
+    pub fn scope(&self) -> Vec<String> {
+        scope::parse(self.claims["scope"].as_str().unwrap_or(""))
+    }
+}
+
+/// The access token's signing algorithm: the server's default, RS256, which
+/// every resource server library supports.
+const ACCESS_ALG: SigningAlg = SigningAlg::RS256;
+
+impl Services {
+    pub async fn subject(&self, user_id: &str) -> Result<Option<Subject>> {
+        let id = crate::domain::UserId::from_stored(user_id);
+        self.db(move |r| {
+            let Some(user) = r.user_by_id(&id)? else {
+                return Ok(None);
+            };
+            Ok(Some(Subject {
+                groups: r
+                    .groups_of(&user.id)?
+                    .into_iter()
+                    .map(|g| g.name.to_string())
+                    .collect(),
+                roles: r
+                    .roles_of(&user.id)?
+                    .into_iter()
+                    .map(|x| x.name.to_string())
+                    .collect(),
+                user,
+            }))
+        })
+        .await
+    }
+
+    /// Signs the tokens for a grant. `scope` may be narrower than the grant's.
+    pub fn mint_tokens(
+        &self,
+        client: &Client,
+        grant: &Grant,
+        scope: &[String],
+        subject: Option<&Subject>,
+        nonce: Option<&str>,
+        refresh_token: Option<String>,
+    ) -> Result<TokenResponse> {
+        let now = self.now();
+        let at_ttl = client
+            .access_token_ttl
+            .min(self.settings.oidc.max_token_lifetime.as_secs() as i64);
+        let exp = now + Duration::seconds(at_ttl);
+        let sub = subject
+            .map(|s| s.user.id.to_string())
+            .unwrap_or_else(|| client.client_id.clone());
+        let mut at = json!({
+            "iss": self.issuer,
+            "sub": sub,
+            "aud": client.client_id,
+            "client_id": client.client_id,
+            "iat": ts(now),
+            "exp": ts(exp),
+            "jti": format!("{}.{}", grant.id, &random_token()[..16]),
+            "scope": scope::join(scope),
+        });
+        let profile = subject.map(|s| Profile {
+            user: &s.user,
+            groups: &s.groups,
+            roles: &s.roles,
+        });
+        if let Some(p) = &profile {
+            let m = at.as_object_mut().expect("object literal");
+            for key in ["groups", "roles"] {
+                if let Some(v) = user_claims(scope, p).remove(key) {
+                    m.insert(key.into(), v);
+                }
+            }
+            if let Some(t) = grant.auth_time {
+                m.insert("auth_time".into(), json!(ts(t)));
+            }
+            if let Some(a) = &grant.acr {
+                m.insert("acr".into(), json!(a));
+            }
+        }
+        let access_token = self.sign_jwt(ACCESS_ALG, ACCESS_TOKEN_TYP, &at)?;
+
+        let id_token = match (&profile, scope.iter().any(|s| s == "openid")) {
+            (Some(p), true) => {
+                let id_ttl = client
+                    .id_token_ttl
+                    .min(self.settings.oidc.max_token_lifetime.as_secs() as i64);
+                let mut claims: Map<String, Value> = user_claims(scope, p);
+                claims.insert("iss".into(), json!(self.issuer));
+                claims.insert("sub".into(), json!(p.user.id));
+                claims.insert("aud".into(), json!(client.client_id));
+                claims.insert("iat".into(), json!(ts(now)));
+                claims.insert("exp".into(), json!(ts(now + Duration::seconds(id_ttl))));
+                claims.insert(
+                    "at_hash".into(),
+                    json!(left_half_hash(client.id_token_alg, &access_token)),
+                );
+                if let Some(t) = grant.auth_time {
+                    claims.insert("auth_time".into(), json!(ts(t)));
+                }
+                if let Some(n) = nonce {
+                    claims.insert("nonce".into(), json!(n));
+                }
+                if let Some(a) = &grant.acr {
+                    claims.insert("acr".into(), json!(a));
+                }
+                if !grant.amr.is_empty() {
+                    claims.insert("amr".into(), json!(grant.amr));
+                }
+                if let Some(d) = &grant.session_digest {
+                    claims.insert("sid".into(), json!(sid_for(d)));
+                }
+                Some(self.sign_jwt(client.id_token_alg, "JWT", &Value::Object(claims))?)
+            }
+            _ => None,
+        };
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: at_ttl,
+            scope: scope::join(scope),
+            refresh_token,
+            id_token,
+        })
+    }
+
+    /// A new refresh token for `grant`, stored as a digest.
+    pub fn new_refresh_token(&self, grant: &Grant) -> (String, RefreshToken) {
+        let token = random_token();
+        let stored = RefreshToken {
+            token_hash: sha256_hex(token.as_bytes()),
+            grant_id: grant.id.clone(),
+            created_at: self.now(),
+            expires_at: grant.expires_at,
+            used_at: None,
+        };
+        (token, stored)
+    }
+
+    /// Checks an access token: our signature, `at+jwt`, our issuer, not
+    /// expired, not revoked, and its grant still live.
+    pub async fn verify_access_token(&self, token: &str) -> Result<AccessToken> {
+        let invalid =
+            |why: &str| Error::oauth(ErrorKind::Unauthenticated, "invalid_token", why.to_string());
+        let header =
+            jws::decode_header(token).map_err(|_| invalid("the access token is malformed"))?;
+        if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
+            return Err(invalid("not an access token"));
+        }
+        let keys = self.key_ring().published(
+            self.now(),
+            chrono::Duration::from_std(self.settings.oidc.max_token_lifetime)
+                .unwrap_or(Duration::hours(1)),
+        );
+        let claims = jws::verify(token, &keys, &SigningAlg::ALL)
+            .map_err(|_| invalid("the access token signature is not valid"))?;
+        if claims["iss"].as_str() != Some(self.issuer.as_str()) {
+            return Err(invalid("the access token was issued by someone else"));
+        }
+        if claims["exp"]
+            .as_i64()
+            .is_none_or(|e| e <= self.now().timestamp())
+        {
+            return Err(invalid("the access token has expired"));
+        }
+        let jti = claims["jti"].as_str().unwrap_or("").to_string();
+        let grant_id = jti.split('.').next().unwrap_or("").to_string();
+        let now = self.now();
+        let (j, g) = (jti.clone(), grant_id.clone());
+        let (revoked, grant) = self
+            .db(move |r| Ok((r.is_jti_revoked(&j)?, r.grant(&g)?)))
+            .await?;
+        match grant {
+            Some(grant) if !revoked && grant.is_live(now) => Ok(AccessToken { claims, grant }),
+            _ => Err(invalid("the access token has been revoked")),
+        }
+    }
+}

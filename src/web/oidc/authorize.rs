@@ -1,0 +1,168 @@
+//! `/authorize`: the browser side of the authorization code flow.
+
+use super::page_status;
+use crate::protocol::oidc::authorize::{AuthorizeParams, ResponseMode};
+use crate::protocol::oidc::scope::describe;
+use crate::protocol::oidc::uri::with_query;
+use crate::service::oidc::authorize::{AuthorizeOutcome, ClientResponse};
+use crate::web::State;
+use crate::web::page::{
+    CSRF_FAILED, CsrfForm, PageResult, csrf_ok, error_page, render, see_other, signed_in,
+};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+fn pairs(raw: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(raw.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+pub async fn get(req: HttpRequest, state: State) -> PageResult {
+    start(&req, &state, pairs(req.query_string())).await
+}
+
+pub async fn post(req: HttpRequest, state: State, body: web::Bytes) -> PageResult {
+    let raw = std::str::from_utf8(&body).unwrap_or("");
+    start(&req, &state, pairs(raw)).await
+}
+
+async fn start(req: &HttpRequest, state: &State, pairs: Vec<(String, String)>) -> PageResult {
+    let session = signed_in(req, state).await?;
+    let outcome = state
+        .services
+        .authorize(AuthorizeParams::from_pairs(pairs), session)
+        .await?;
+    respond(req, state, outcome).await
+}
+
+#[derive(Deserialize)]
+pub struct Resume {
+    tx: String,
+}
+
+pub async fn resume(req: HttpRequest, state: State, q: web::Query<Resume>) -> PageResult {
+    let session = signed_in(&req, &state).await?;
+    let outcome = state.services.continue_authorize(&q.tx, session).await?;
+    respond(&req, &state, outcome).await
+}
+
+#[derive(Deserialize)]
+pub struct ConsentForm {
+    #[serde(default)]
+    csrf: String,
+    tx: String,
+    decision: String,
+}
+
+pub async fn consent(req: HttpRequest, state: State, form: web::Form<ConsentForm>) -> PageResult {
+    if !csrf_ok(&req, &state, &form.csrf).await? {
+        return Ok(error_page(StatusCode::FORBIDDEN, "Forbidden", CSRF_FAILED));
+    }
+    let session = signed_in(&req, &state).await?;
+    let approve = form.decision == "allow";
+    let outcome = state
+        .services
+        .answer_consent(&form.tx, session, approve)
+        .await?;
+    respond(&req, &state, outcome).await
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    csrf: &'a str,
+    tx: &'a str,
+    client_name: &'a str,
+    scopes: Vec<(&'a str, &'static str)>,
+}
+
+#[derive(Template)]
+#[template(path = "form_post.html")]
+struct FormPostPage<'a> {
+    action: &'a str,
+    params: &'a [(String, String)],
+}
+
+async fn respond(req: &HttpRequest, state: &State, outcome: AuthorizeOutcome) -> PageResult {
+    Ok(match outcome {
+        AuthorizeOutcome::Page(e) => error_page(
+            page_status(&e),
+            "This sign-in request cannot be completed",
+            e.public(),
+        ),
+        AuthorizeOutcome::Login {
+            resume,
+            login_hint,
+            reauth,
+        } => {
+            let mut params = vec![("next", resume.as_str())];
+            if let Some(h) = &login_hint {
+                params.push(("login_hint", h.as_str()));
+            }
+            if reauth {
+                params.push(("reauth", "1"));
+            }
+            let to = with_query("http://x/login", &params);
+            see_other(to.trim_start_matches("http://x"))
+        }
+        AuthorizeOutcome::Consent {
+            tx,
+            client_name,
+            scopes,
+        } => {
+            let csrf = CsrfForm::issue(req, state).await?;
+            let page = ConsentPage {
+                csrf: &csrf.token,
+                tx: &tx,
+                client_name: &client_name,
+                scopes: scopes.iter().map(|s| (s.as_str(), describe(s))).collect(),
+            };
+            csrf.attach(render(StatusCode::OK, &page))
+        }
+        AuthorizeOutcome::Respond(r) => client_response(&r),
+    })
+}
+
+fn origin_of(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(u) => u.origin().ascii_serialization(),
+        Err(_) => "'none'".into(),
+    }
+}
+
+/// Sends the browser to the client: a 303 with the parameters in the query,
+/// or an auto-submitting form (that also works without JavaScript).
+pub fn client_response(r: &ClientResponse) -> HttpResponse {
+    match r.mode {
+        ResponseMode::Query => {
+            let params: Vec<(&str, &str)> = r
+                .params
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            see_other(&with_query(&r.redirect_uri, &params))
+        }
+        ResponseMode::FormPost => {
+            let page = FormPostPage {
+                action: &r.redirect_uri,
+                params: &r.params,
+            };
+            let mut res = render(StatusCode::OK, &page);
+            let csp = format!(
+                "default-src 'none'; script-src 'self'; style-src 'self'; form-action {}; frame-ancestors 'none'; base-uri 'none'",
+                origin_of(&r.redirect_uri)
+            );
+            if let Ok(v) = csp.parse() {
+                res.headers_mut().insert(CONTENT_SECURITY_POLICY, v);
+            }
+            if let Ok(v) = "no-store".parse() {
+                res.headers_mut().insert(CACHE_CONTROL, v);
+            }
+            res
+        }
+    }
+}

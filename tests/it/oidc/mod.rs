@@ -1,0 +1,120 @@
+//! OpenID Connect journeys, with the `openidconnect` crate as the relying party.
+
+mod admin;
+mod flow;
+mod rules;
+
+use crate::common::{Browser, PASSWORD, TestServer};
+use openidconnect::core::{CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, RedirectUrl,
+};
+use portcullis::domain::{AuthMethod, GrantType, SigningAlg};
+use portcullis::protocol::oidc::registration::ClientDraft;
+use portcullis::protocol::oidc::scope;
+use portcullis::service::Actor;
+use portcullis::service::oidc::clients::{ClientOptions, NewClient};
+
+pub const REDIRECT: &str = "http://localhost:9999/cb";
+
+pub type Rp = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// An HTTP client as openidconnect wants it: no redirects followed.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub fn draft(name: &str) -> ClientDraft {
+    ClientDraft {
+        name: name.into(),
+        auth_method: AuthMethod::ClientSecretBasic,
+        redirect_uris: vec![REDIRECT.into()],
+        post_logout_redirect_uris: vec!["http://localhost:9999/bye".into()],
+        grant_types: vec![
+            GrantType::AuthorizationCode,
+            GrantType::RefreshToken,
+            GrantType::ClientCredentials,
+        ],
+        scopes: scope::parse("openid profile email groups roles offline_access"),
+        id_token_alg: SigningAlg::RS256,
+        jwks: None,
+        backchannel_logout_uri: None,
+    }
+}
+
+/// A first-party confidential client (no consent page).
+pub async fn client(srv: &TestServer, d: ClientDraft) -> NewClient {
+    let opts = ClientOptions {
+        consent_required: false,
+        ..ClientOptions::default()
+    };
+    srv.services
+        .create_client(&Actor::cli(), d, opts)
+        .await
+        .unwrap()
+}
+
+/// The relying party, configured by discovery.
+pub async fn rp(srv: &TestServer, c: &NewClient) -> Rp {
+    let meta =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(srv.base.clone()).unwrap(), &http())
+            .await
+            .expect("discovery");
+    CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(c.client.client_id.clone()),
+        c.secret.clone().map(ClientSecret::new),
+    )
+    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap())
+}
+
+/// Follows a browser through /authorize, the sign-in page and back, and
+/// returns where it was finally sent (the client's redirect URI with the
+/// response in the query).
+pub async fn authorize_as(b: &Browser, url: &str, user: &str) -> String {
+    let mut page = b.get_url(url).await;
+    for _ in 0..6 {
+        let Some(loc) = page.location.clone() else {
+            panic!("no redirect from {url}: {} {}", page.status, page.body);
+        };
+        if loc.starts_with("/login") {
+            let form = b.get(&loc).await;
+            let next = crate::common::field_value(&form.body, "next").unwrap();
+            page = b
+                .post(
+                    "/login",
+                    &[
+                        ("username", user),
+                        ("password", PASSWORD),
+                        ("csrf", &form.csrf()),
+                        ("next", &next),
+                    ],
+                )
+                .await;
+        } else if loc.starts_with('/') {
+            page = b.get(&loc).await;
+        } else {
+            return loc;
+        }
+    }
+    panic!("too many redirects");
+}
+
+/// A query parameter of a URL.
+pub fn param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
