@@ -142,16 +142,28 @@ impl App {
     }
 }
 
-/// Periodic clean-up of expired sessions.
+/// Background upkeep: picks up keys rotated by another node or the CLI
+/// every minute, and removes expired sessions and grants every ten.
 async fn housekeeping(services: Services) {
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut round: u64 = 0;
     loop {
         tick.tick().await;
+        round += 1;
+        if let Err(e) = services.reload_keys().await {
+            tracing::warn!(error = %e, "reloading signing keys failed");
+        }
+        if round % 10 != 1 {
+            continue;
+        }
         let now = services.now();
-        match services.db(move |r| r.delete_expired_sessions(now)).await {
-            Ok(n) if n > 0 => tracing::info!(removed = n, "expired sessions removed"),
+        let purged = services
+            .db(move |r| Ok(r.delete_expired_sessions(now)? + r.purge_expired_grants(now)?))
+            .await;
+        match purged {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "expired sessions and grants removed"),
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "session clean-up failed"),
+            Err(e) => tracing::warn!(error = %e, "clean-up failed"),
         }
     }
 }
