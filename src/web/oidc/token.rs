@@ -97,16 +97,26 @@ pub async fn token(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
     }
 }
 
+/// The client and the `token` parameter: the start of `/introspect` and `/revoke`.
+async fn client_and_token(
+    req: &HttpRequest,
+    state: &State,
+    body: &[u8],
+) -> Result<(Client, String), Error> {
+    let (client, mut f) = authenticated(req, state, body).await?;
+    let token = f.remove("token").ok_or_else(|| {
+        Error::oauth(
+            ErrorKind::InvalidInput,
+            "invalid_request",
+            "token is missing",
+        )
+    })?;
+    Ok((client, token))
+}
+
 pub async fn introspect(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let result = async {
-        let (client, mut f) = authenticated(&req, &state, &body).await?;
-        let token = f.remove("token").ok_or_else(|| {
-            Error::oauth(
-                ErrorKind::InvalidInput,
-                "invalid_request",
-                "token is missing",
-            )
-        })?;
+        let (client, token) = client_and_token(&req, &state, &body).await?;
         state.services.introspect(&client, &token).await
     }
     .await;
@@ -118,14 +128,7 @@ pub async fn introspect(req: HttpRequest, state: State, body: web::Bytes) -> Htt
 
 pub async fn revoke(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let result = async {
-        let (client, mut f) = authenticated(&req, &state, &body).await?;
-        let token = f.remove("token").ok_or_else(|| {
-            Error::oauth(
-                ErrorKind::InvalidInput,
-                "invalid_request",
-                "token is missing",
-            )
-        })?;
+        let (client, token) = client_and_token(&req, &state, &body).await?;
         state.services.revoke(&client, &token).await
     }
     .await;

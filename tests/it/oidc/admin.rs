@@ -1,51 +1,25 @@
 //! Keys, registration, logout and the `client` CLI.
 
 use super::flow::{decode_header, decode_payload};
-use super::{REDIRECT, client, draft, param};
+use super::{REDIRECT, VERIFIER, authorize_url, client, draft, param, redeem};
 use crate::common::{Backend, PASSWORD, TestServer};
 use portcullis::crypto::jws;
 use portcullis::domain::SigningAlg;
 use portcullis::service::Actor;
+use portcullis::service::oidc::clients::NewClient;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-
-async fn tokens_for(
-    srv: &TestServer,
-    c: &portcullis::service::oidc::clients::NewClient,
-    user: &str,
-) -> Value {
-    let url = portcullis::protocol::oidc::uri::with_query(
-        &srv.url("/authorize"),
-        &[
-            ("client_id", c.client.client_id.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("response_type", "code"),
-            ("scope", "openid email"),
-            ("code_challenge", CHALLENGE),
-            ("code_challenge_method", "S256"),
-        ],
-    );
-    let b = srv.browser();
-    let back = super::authorize_as(&b, &url, user).await;
-    let code = param(&back, "code").unwrap();
-    reqwest::Client::new()
-        .post(srv.url("/token"))
-        .basic_auth(&c.client.client_id, c.secret.as_deref())
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-        ])
-        .send()
+async fn tokens_for(srv: &TestServer, c: &NewClient, user: &str) -> Value {
+    let back = super::authorize_as(
+        &srv.browser(),
+        &authorize_url(srv, c, &[("nonce", ""), ("state", "")]),
+        user,
+    )
+    .await;
+    redeem(srv, c, &param(&back, "code").unwrap(), VERIFIER)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+        .1
 }
 
 async fn jwks(srv: &TestServer) -> Vec<Value> {
@@ -343,33 +317,9 @@ async fn logout_ends_the_session_and_tells_clients_by_back_channel() {
     let c = client(&srv, d).await;
     let b = srv.browser();
     b.login("fay", PASSWORD).await;
-    let url = portcullis::protocol::oidc::uri::with_query(
-        &srv.url("/authorize"),
-        &[
-            ("client_id", c.client.client_id.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("response_type", "code"),
-            ("scope", "openid"),
-            ("code_challenge", CHALLENGE),
-            ("code_challenge_method", "S256"),
-        ],
-    );
+    let url = authorize_url(&srv, &c, &[("scope", "openid")]);
     let code = param(&b.get_url(&url).await.location.unwrap(), "code").unwrap();
-    let t: Value = reqwest::Client::new()
-        .post(srv.url("/token"))
-        .basic_auth(&c.client.client_id, c.secret.as_deref())
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let t = redeem(&srv, &c, &code, VERIFIER).await.1;
     let id_token = t["id_token"].as_str().unwrap();
     let sid = decode_payload(id_token)["sid"]
         .as_str()
@@ -517,17 +467,13 @@ async fn client_cli_round_trip_and_a_post_authenticated_client() {
     // The running server uses it: client_secret_post at the token endpoint.
     let b = srv.browser();
     b.login("hal", PASSWORD).await;
-    let url = portcullis::protocol::oidc::uri::with_query(
-        &srv.url("/authorize"),
-        &[
-            ("client_id", id.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("response_type", "code"),
-            ("scope", "openid email"),
-            ("code_challenge", CHALLENGE),
-            ("code_challenge_method", "S256"),
-        ],
-    );
+    let created = srv.services.need_client(&id).await.unwrap();
+    let as_new = NewClient {
+        client: created,
+        secret: None,
+        registration_token: None,
+    };
+    let url = authorize_url(&srv, &as_new, &[("scope", "openid email")]);
     let code = param(&b.get_url(&url).await.location.unwrap(), "code").unwrap();
     let t: Value = reqwest::Client::new()
         .post(srv.url("/token"))

@@ -14,8 +14,12 @@ use portcullis::protocol::oidc::registration::ClientDraft;
 use portcullis::protocol::oidc::scope;
 use portcullis::service::Actor;
 use portcullis::service::oidc::clients::{ClientOptions, NewClient};
+use serde_json::Value;
 
 pub const REDIRECT: &str = "http://localhost:9999/cb";
+/// RFC 7636 appendix B's verifier and its S256 challenge.
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 pub type Rp = CoreClient<
     EndpointSet,
@@ -117,4 +121,58 @@ pub fn param(url: &str, name: &str) -> Option<String> {
         .query_pairs()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
+}
+
+/// An authorization request for `c`, with `extra` replacing or (when empty)
+/// removing parameters.
+pub fn authorize_url(srv: &TestServer, c: &NewClient, extra: &[(&str, &str)]) -> String {
+    let mut params = vec![
+        ("client_id", c.client.client_id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("response_type", "code"),
+        ("scope", "openid email offline_access"),
+        ("state", "st"),
+        ("nonce", "n"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ];
+    for (k, v) in extra {
+        params.retain(|(pk, _)| pk != k);
+        if !v.is_empty() {
+            params.push((k, v));
+        }
+    }
+    portcullis::protocol::oidc::uri::with_query(&srv.url("/authorize"), &params)
+}
+
+pub async fn post_token(
+    srv: &TestServer,
+    c: &NewClient,
+    form: &[(&str, &str)],
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    let r = reqwest::Client::new()
+        .post(srv.url("/token"))
+        .basic_auth(&c.client.client_id, c.secret.as_deref())
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (r.status().as_u16(), r.headers().clone());
+    assert_eq!(headers["cache-control"], "no-store");
+    (status, r.json().await.unwrap(), headers)
+}
+
+pub async fn redeem(srv: &TestServer, c: &NewClient, code: &str, verifier: &str) -> (u16, Value) {
+    let (s, v, _) = post_token(
+        srv,
+        c,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await;
+    (s, v)
 }

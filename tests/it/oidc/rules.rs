@@ -2,7 +2,9 @@
 //! refresh reuse, assertions, introspection, prompts.
 
 use super::flow::decode_payload;
-use super::{REDIRECT, authorize_as, client, draft, param};
+use super::{
+    REDIRECT, VERIFIER, authorize_as, authorize_url, client, draft, param, post_token, redeem,
+};
 use crate::common::{Backend, Browser, PASSWORD, TestServer};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,64 +14,9 @@ use portcullis::service::oidc::clients::NewClient;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-
-fn authorize_url(srv: &TestServer, c: &NewClient, extra: &[(&str, &str)]) -> String {
-    let mut params = vec![
-        ("client_id", c.client.client_id.as_str()),
-        ("redirect_uri", REDIRECT),
-        ("response_type", "code"),
-        ("scope", "openid email offline_access"),
-        ("state", "st"),
-        ("nonce", "n"),
-        ("code_challenge", CHALLENGE),
-        ("code_challenge_method", "S256"),
-    ];
-    for (k, v) in extra {
-        params.retain(|(pk, _)| pk != k);
-        if !v.is_empty() {
-            params.push((k, v));
-        }
-    }
-    portcullis::protocol::oidc::uri::with_query(&srv.url("/authorize"), &params)
-}
-
 async fn code(srv: &TestServer, b: &Browser, c: &NewClient, user: &str) -> String {
     let back = authorize_as(b, &authorize_url(srv, c, &[]), user).await;
     param(&back, "code").unwrap_or_else(|| panic!("no code in {back}"))
-}
-
-async fn post_token(
-    srv: &TestServer,
-    c: &NewClient,
-    form: &[(&str, &str)],
-) -> (u16, Value, reqwest::header::HeaderMap) {
-    let r = reqwest::Client::new()
-        .post(srv.url("/token"))
-        .basic_auth(&c.client.client_id, c.secret.as_deref())
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    let (status, headers) = (r.status().as_u16(), r.headers().clone());
-    assert_eq!(headers["cache-control"], "no-store");
-    (status, r.json().await.unwrap(), headers)
-}
-
-async fn redeem(srv: &TestServer, c: &NewClient, code: &str, verifier: &str) -> (u16, Value) {
-    let (s, v, _) = post_token(
-        srv,
-        c,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", verifier),
-        ],
-    )
-    .await;
-    (s, v)
 }
 
 async fn introspect(srv: &TestServer, c: &NewClient, token: &str) -> Value {
