@@ -185,6 +185,7 @@ pub async fn build_app_with_clock(settings: Settings, clock: SharedClock) -> Res
     let issuer = settings.issuer_for_port(port);
     let services = open_services(settings, clock, issuer.clone()).await?;
     services.ensure_keys().await?;
+    services.ensure_saml_cert().await?;
     if let Some(password) = services.bootstrap().await? {
         tracing::warn!(
             "created the first administrator: username `admin`, one-time password `{password}`. \

@@ -3,6 +3,7 @@
 mod names;
 mod oidc;
 mod records;
+mod saml;
 
 pub use names::{GroupName, NameError, RoleName, Username, validate_email};
 pub use oidc::{
@@ -10,6 +11,10 @@ pub use oidc::{
 };
 pub use records::{
     AuditEntry, Group, NewAuditEntry, PasswordCredential, Role, Session, User, UserStatus,
+};
+pub use saml::{
+    ATTRIBUTE_SOURCES, AcsEndpoint, AttributeMapping, Binding, NameIdFormat, SamlCert,
+    ServiceProvider,
 };
 
 use serde::{Deserialize, Serialize};

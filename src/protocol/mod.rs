@@ -4,3 +4,4 @@
 pub mod client_ip;
 pub mod login;
 pub mod oidc;
+pub mod saml;

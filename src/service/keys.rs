@@ -87,6 +87,17 @@ impl KeyCache {
         }
     }
 
+    /// Encrypts other private keys (the SAML signing key) the same way.
+    pub fn seal(&self, data: &[u8], aad: &[u8]) -> String {
+        self.sealer.seal(data, aad)
+    }
+
+    pub fn open(&self, sealed: &str, aad: &[u8]) -> Result<Vec<u8>> {
+        self.sealer
+            .open(sealed, aad)
+            .map_err(|e| Error::internal(format!("cannot unseal a stored key: {e}")))
+    }
+
     fn current(&self) -> Arc<KeyRing> {
         self.ring.read().unwrap_or_else(|p| p.into_inner()).clone()
     }

@@ -8,6 +8,7 @@ pub mod csrf;
 pub mod directory;
 pub mod keys;
 pub mod oidc;
+pub mod saml;
 
 use crate::clock::SharedClock;
 use crate::config::Settings;

@@ -6,8 +6,10 @@
 
 pub mod diesel;
 mod oidc;
+mod saml;
 
 pub use oidc::{ClientRepo, ConsentRepo, GrantRepo, KeyRepo, RegistrationRepo};
+pub use saml::SpRepo;
 
 use crate::domain::{
     AuditEntry, Group, GroupName, NewAuditEntry, PasswordCredential, Role, RoleName, Session, User,
@@ -96,6 +98,7 @@ pub trait Repo:
     + GrantRepo
     + KeyRepo
     + RegistrationRepo
+    + SpRepo
 {
 }
 impl<T> Repo for T where
@@ -110,6 +113,7 @@ impl<T> Repo for T where
         + GrantRepo
         + KeyRepo
         + RegistrationRepo
+        + SpRepo
 {
 }
 

@@ -8,6 +8,7 @@ mod middleware;
 mod oidc;
 mod ops;
 mod page;
+mod saml;
 
 pub use metrics::Metrics;
 pub use middleware::observe;
@@ -49,6 +50,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/metrics", web::get().to(ops::metrics))
     .route("/static/{file}", web::get().to(ops::static_file))
     .configure(oidc::routes)
+    .configure(saml::routes)
     .default_service(web::to(not_found));
 }
 

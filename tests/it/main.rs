@@ -8,5 +8,6 @@ mod ephemeral;
 mod login;
 mod oidc;
 mod ops;
+mod saml;
 mod serve;
 mod store;

@@ -194,3 +194,32 @@ diesel::table! {
         uses_left -> BigInt,
     }
 }
+
+diesel::table! {
+    service_providers (entity_id) {
+        entity_id -> Text,
+        name -> Text,
+        acs -> Text,
+        slo_url -> Nullable<Text>,
+        slo_binding -> Nullable<Text>,
+        signing_certs -> Text,
+        encryption_cert -> Nullable<Text>,
+        want_authn_requests_signed -> Bool,
+        nameid_format -> Text,
+        attributes -> Text,
+        sign_response -> Bool,
+        sign_assertion -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    saml_certs (id) {
+        id -> Text,
+        private_key -> Text,
+        certificate -> Text,
+        created_at -> BigInt,
+        activates_at -> BigInt,
+    }
+}

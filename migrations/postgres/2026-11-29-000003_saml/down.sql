@@ -1,0 +1,2 @@
+DROP TABLE saml_certs;
+DROP TABLE service_providers;

@@ -1,0 +1,5 @@
+//! SAML 2.0 identity provider services.
+
+pub mod certs;
+pub mod registry;
+pub mod sso;

@@ -1,0 +1,155 @@
+//! Service providers and SAML signing certificates.
+
+use super::clients::{from_json, to_json};
+use super::schema::{saml_certs as sc, service_providers as sp};
+use super::{DbConn, conflict_as, from_ts, to_ts};
+use crate::domain::{Binding, NameIdFormat, SamlCert, ServiceProvider};
+use crate::error::{Error, Result};
+use crate::store::SpRepo;
+use diesel::prelude::*;
+
+#[derive(Queryable, Insertable)]
+#[diesel(table_name = sp)]
+struct SpRow {
+    entity_id: String,
+    name: String,
+    acs: String,
+    slo_url: Option<String>,
+    slo_binding: Option<String>,
+    signing_certs: String,
+    encryption_cert: Option<String>,
+    want_authn_requests_signed: bool,
+    nameid_format: String,
+    attributes: String,
+    sign_response: bool,
+    sign_assertion: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+fn binding_name(b: Binding) -> String {
+    match b {
+        Binding::Post => "post".into(),
+        Binding::Redirect => "redirect".into(),
+    }
+}
+
+fn binding_from(s: &str) -> Option<Binding> {
+    match s {
+        "post" => Some(Binding::Post),
+        "redirect" => Some(Binding::Redirect),
+        _ => None,
+    }
+}
+
+impl SpRow {
+    fn from_domain(x: &ServiceProvider) -> Self {
+        Self {
+            entity_id: x.entity_id.clone(),
+            name: x.name.clone(),
+            acs: to_json(&x.acs),
+            slo_url: x.slo_url.clone(),
+            slo_binding: x.slo_binding.map(binding_name),
+            signing_certs: to_json(&x.signing_certs),
+            encryption_cert: x.encryption_cert.clone(),
+            want_authn_requests_signed: x.want_authn_requests_signed,
+            nameid_format: to_json(&x.nameid_format).trim_matches('"').to_string(),
+            attributes: to_json(&x.attributes),
+            sign_response: x.sign_response,
+            sign_assertion: x.sign_assertion,
+            created_at: to_ts(x.created_at),
+            updated_at: to_ts(x.updated_at),
+        }
+    }
+
+    fn into_domain(self) -> Result<ServiceProvider> {
+        Ok(ServiceProvider {
+            acs: from_json("ACS endpoints", &self.acs)?,
+            slo_binding: self.slo_binding.as_deref().and_then(binding_from),
+            signing_certs: from_json("signing certificates", &self.signing_certs)?,
+            nameid_format: NameIdFormat::parse(&self.nameid_format).ok_or_else(|| {
+                Error::internal(format!("stored NameID format {}", self.nameid_format))
+            })?,
+            attributes: from_json("attribute mappings", &self.attributes)?,
+            entity_id: self.entity_id,
+            name: self.name,
+            slo_url: self.slo_url,
+            encryption_cert: self.encryption_cert,
+            want_authn_requests_signed: self.want_authn_requests_signed,
+            sign_response: self.sign_response,
+            sign_assertion: self.sign_assertion,
+            created_at: from_ts(self.created_at),
+            updated_at: from_ts(self.updated_at),
+        })
+    }
+}
+
+type CertRow = (String, String, String, i64, i64);
+
+impl SpRepo for DbConn {
+    fn insert_sp(&mut self, x: &ServiceProvider) -> Result<()> {
+        diesel::insert_into(sp::table)
+            .values(SpRow::from_domain(x))
+            .execute(self)
+            .map_err(conflict_as(&format!("service provider {}", x.entity_id)))?;
+        Ok(())
+    }
+
+    fn sp(&mut self, entity_id: &str) -> Result<Option<ServiceProvider>> {
+        sp::table
+            .find(entity_id)
+            .first::<SpRow>(self)
+            .optional()?
+            .map(SpRow::into_domain)
+            .transpose()
+    }
+
+    fn list_sps(&mut self) -> Result<Vec<ServiceProvider>> {
+        sp::table
+            .order(sp::name.asc())
+            .load::<SpRow>(self)?
+            .into_iter()
+            .map(SpRow::into_domain)
+            .collect()
+    }
+
+    fn delete_sp(&mut self, entity_id: &str) -> Result<()> {
+        if diesel::delete(sp::table.find(entity_id)).execute(self)? == 0 {
+            return Err(Error::not_found(format!("no service provider {entity_id}")));
+        }
+        Ok(())
+    }
+
+    fn insert_saml_cert(&mut self, c: &SamlCert) -> Result<()> {
+        diesel::insert_into(sc::table)
+            .values((
+                sc::id.eq(&c.id),
+                sc::private_key.eq(&c.sealed_private_key),
+                sc::certificate.eq(&c.certificate),
+                sc::created_at.eq(to_ts(c.created_at)),
+                sc::activates_at.eq(to_ts(c.activates_at)),
+            ))
+            .execute(self)?;
+        Ok(())
+    }
+
+    fn saml_certs(&mut self) -> Result<Vec<SamlCert>> {
+        Ok(sc::table
+            .order(sc::activates_at.asc())
+            .load::<CertRow>(self)?
+            .into_iter()
+            .map(|r| SamlCert {
+                id: r.0,
+                sealed_private_key: r.1,
+                certificate: r.2,
+                created_at: from_ts(r.3),
+                activates_at: from_ts(r.4),
+            })
+            .collect())
+    }
+
+    fn delete_saml_cert(&mut self, id: &str) -> Result<()> {
+        diesel::delete(sc::table.find(id)).execute(self)?;
+        Ok(())
+    }
+}
