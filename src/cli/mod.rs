@@ -3,6 +3,7 @@
 
 mod directory;
 mod oidc;
+mod saml;
 
 use crate::config::Settings;
 use clap::{Parser, Subcommand};
@@ -43,6 +44,9 @@ pub enum Command {
     /// Manage OpenID Connect clients.
     #[command(subcommand)]
     Client(oidc::ClientCommand),
+    /// Manage SAML service providers.
+    #[command(subcommand)]
+    Sp(saml::SpCommand),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(oidc::KeysCommand),
@@ -72,6 +76,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Audit(c) => directory::audit(settings, c).await,
         Command::Client(c) => oidc::client(settings, c).await,
         Command::Keys(c) => oidc::keys(settings, c).await,
+        Command::Sp(c) => saml::sp(settings, c).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

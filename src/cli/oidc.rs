@@ -96,8 +96,8 @@ pub struct AddClient {
 
 #[derive(Subcommand, Debug)]
 pub enum KeysCommand {
-    /// Add new signing keys (published now, used after keys.publish_ahead)
-    /// and drop keys whose tokens have all expired.
+    /// Add new signing keys and a new SAML certificate (published now, used
+    /// after keys.publish_ahead) and drop keys whose tokens have all expired.
     Rotate {
         /// Sign with the new keys at once (after a compromise).
         #[arg(long)]
@@ -297,6 +297,13 @@ pub async fn keys(settings: Settings, cmd: KeysCommand) -> Result<()> {
                     k.activates_at.to_rfc3339()
                 );
             }
+            svc.ensure_saml_cert().await?;
+            let cert = svc.rotate_saml_cert(&Actor::cli(), now).await?;
+            println!(
+                "SAML certificate {} signs from {}",
+                cert.id,
+                cert.activates_at.to_rfc3339()
+            );
         }
         KeysCommand::List { json } => {
             let stored = svc.db(|r| r.keys()).await?;

@@ -9,5 +9,6 @@ mod login;
 mod oidc;
 mod ops;
 mod saml;
+mod saml_signed;
 mod serve;
 mod store;

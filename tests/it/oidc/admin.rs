@@ -578,7 +578,11 @@ async fn client_cli_round_trip_and_a_post_authenticated_client() {
 
     let (ok, out, _) = run_cli(&config, &["keys", "rotate"]);
     assert!(ok, "{out}");
-    assert_eq!(out.lines().count(), 3, "{out}");
+    assert_eq!(
+        out.lines().count(),
+        4,
+        "three JWS keys and the SAML certificate: {out}"
+    );
     let (ok, out, _) = run_cli(&config, &["keys", "list", "--json"]);
     assert!(ok);
     assert_eq!(
