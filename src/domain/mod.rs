@@ -14,7 +14,7 @@ pub use records::{
 };
 pub use saml::{
     ATTRIBUTE_SOURCES, AcsEndpoint, AttributeMapping, Binding, NameIdFormat, SamlCert,
-    ServiceProvider,
+    SamlParticipant, ServiceProvider,
 };
 
 use serde::{Deserialize, Serialize};

@@ -139,3 +139,14 @@ pub struct SamlCert {
     pub created_at: DateTime<Utc>,
     pub activates_at: DateTime<Utc>,
 }
+
+/// An SP that received an assertion in a browser session: who to tell when
+/// the session ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SamlParticipant {
+    pub session_digest: String,
+    pub entity_id: String,
+    pub name_id: String,
+    pub session_index: String,
+    pub created_at: DateTime<Utc>,
+}

@@ -301,15 +301,34 @@ impl Services {
         let Some((session, user)) = self.session_for(token).await? else {
             return Ok(());
         };
+        self.end_session(&session.id_digest, &user, ip, "logout")
+            .await
+    }
+
+    /// The cookie value's session digest, for callers that must act on the
+    /// session after it is gone (single logout).
+    pub fn session_digest(token: &str) -> String {
+        sha256_hex(token.as_bytes())
+    }
+
+    /// Ends one session: deleted, audited, and every OIDC client that got
+    /// tokens in it told by back-channel.
+    pub async fn end_session(
+        &self,
+        digest: &str,
+        user: &User,
+        ip: Option<String>,
+        action: &'static str,
+    ) -> Result<()> {
         let now = self.now();
         let actor = Actor::user(user.username.as_str(), ip);
-        let (digest, uid) = (session.id_digest.clone(), user.id.to_string());
+        let (d, uid) = (digest.to_string(), user.id.to_string());
         self.db(move |r| {
-            r.delete_session(&session.id_digest)?;
-            record(r, now, &actor, "logout", actor.name.as_str(), json!({}))
+            r.delete_session(&d)?;
+            record(r, now, &actor, action, actor.name.as_str(), json!({}))
         })
         .await?;
-        self.backchannel_logout(&digest, &uid).await
+        self.backchannel_logout(digest, &uid).await
     }
 
     /// Replaces the signed-in user's password after checking the current one.

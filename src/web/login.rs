@@ -159,12 +159,20 @@ pub async fn logout(req: HttpRequest, state: State, form: web::Form<CsrfOnly>) -
     if !csrf_ok(&req, &state, &form.csrf).await? {
         return Err(crate::error::Error::forbidden(CSRF_FAILED).into());
     }
-    if let Some(token) = session_token(&req, &state) {
-        let ip = client_info(&req, &state).ip;
-        state.services.logout(&token, ip).await?;
+    // SAML service providers of this session are told one after the other
+    // (front channel) before the browser lands on the sign-in page.
+    let mut chain = None;
+    if let Some(token) = session_token(&req, &state)
+        && state.services.session_for(&token).await?.is_some()
+    {
+        let digest = crate::service::Services::session_digest(&token);
+        chain = state.services.saml_logout_everywhere(&digest).await?;
     }
     let name = state.services.settings.session.cookie_name.clone();
-    let mut res: HttpResponse = see_other("/login?signed_out=1");
+    let mut res: HttpResponse = match &chain {
+        Some(o) => super::saml::send(o),
+        None => see_other("/login?signed_out=1"),
+    };
     let _ = res.add_cookie(&removal_cookie(&state, &name));
     Ok(res)
 }

@@ -8,7 +8,7 @@ mod middleware;
 mod oidc;
 mod ops;
 mod page;
-mod saml;
+pub(crate) mod saml;
 
 pub use metrics::Metrics;
 pub use middleware::observe;

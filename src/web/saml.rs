@@ -4,6 +4,7 @@ use super::State;
 use super::page::{PageResult, error_page, render, see_other, signed_in};
 use crate::domain::Binding;
 use crate::protocol::oidc::uri::with_query;
+use crate::service::saml::slo::{Outgoing, SloIn, SloOutcome};
 use crate::service::saml::sso::{SamlPost, SamlRequestIn, SsoOutcome};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY};
@@ -16,7 +17,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/saml/sso", web::get().to(sso_redirect))
         .route("/saml/sso", web::post().to(sso_post))
         .route("/saml/resume", web::get().to(resume))
-        .route("/saml/sso/init", web::get().to(idp_init));
+        .route("/saml/sso/init", web::get().to(idp_init))
+        .route("/saml/slo", web::get().to(slo_redirect))
+        .route("/saml/slo", web::post().to(slo_post));
 }
 
 async fn metadata(state: State) -> PageResult {
@@ -110,7 +113,8 @@ async fn idp_init(req: HttpRequest, state: State, q: web::Query<Init>) -> PageRe
 #[template(path = "saml_post.html")]
 struct PostPage<'a> {
     action: &'a str,
-    saml_response: &'a str,
+    field: &'a str,
+    value: &'a str,
     relay_state: Option<&'a str>,
 }
 
@@ -134,16 +138,99 @@ fn respond(outcome: SsoOutcome) -> PageResult {
     })
 }
 
+#[derive(Deserialize)]
+struct SloParams {
+    #[serde(rename = "SAMLRequest")]
+    saml_request: Option<String>,
+    #[serde(rename = "SAMLResponse")]
+    saml_response: Option<String>,
+    #[serde(rename = "RelayState")]
+    relay_state: Option<String>,
+}
+
+async fn slo(
+    state: &State,
+    p: SloParams,
+    binding: Binding,
+    raw_query: Option<String>,
+) -> PageResult {
+    if p.saml_request.is_some() == p.saml_response.is_some() {
+        return Ok(error_page(
+            StatusCode::BAD_REQUEST,
+            "Not a SAML logout message",
+            "Send exactly one SAMLRequest or SAMLResponse.",
+        ));
+    }
+    let input = SloIn {
+        binding,
+        request: p.saml_request,
+        response: p.saml_response,
+        relay_state: p.relay_state,
+        raw_query,
+    };
+    Ok(match state.services.saml_slo(input).await? {
+        SloOutcome::Page(e) => error_page(
+            StatusCode::BAD_REQUEST,
+            "This logout request cannot be completed",
+            e.public(),
+        ),
+        SloOutcome::Done(to) => see_other(&to),
+        SloOutcome::Send(o) => send(&o),
+    })
+}
+
+async fn slo_redirect(req: HttpRequest, state: State) -> PageResult {
+    match web::Query::<SloParams>::from_query(req.query_string()) {
+        Ok(q) => {
+            slo(
+                &state,
+                q.into_inner(),
+                Binding::Redirect,
+                Some(req.query_string().to_string()),
+            )
+            .await
+        }
+        Err(_) => Ok(missing()),
+    }
+}
+
+async fn slo_post(state: State, form: web::Form<SloParams>) -> PageResult {
+    slo(&state, form.into_inner(), Binding::Post, None).await
+}
+
+/// Delivers a logout message to an SP by its binding.
+pub fn send(o: &Outgoing) -> HttpResponse {
+    match o {
+        Outgoing::Redirect(url) => see_other(url),
+        Outgoing::Post {
+            url,
+            field,
+            value,
+            relay_state,
+        } => form_page(url, field, value, relay_state.as_deref()),
+    }
+}
+
 /// The auto-submitting form that carries a Response to the ACS; without
 /// JavaScript it shows a Continue button.
 pub fn post_page(p: &SamlPost) -> HttpResponse {
+    form_page(
+        &p.acs_url,
+        "SAMLResponse",
+        &p.saml_response,
+        p.relay_state.as_deref(),
+    )
+}
+
+fn form_page(action: &str, field: &str, value: &str, relay_state: Option<&str>) -> HttpResponse {
     let page = PostPage {
-        action: &p.acs_url,
-        saml_response: &p.saml_response,
-        relay_state: p.relay_state.as_deref(),
+        action,
+        field,
+        value,
+        relay_state,
     };
     let mut res = render(StatusCode::OK, &page);
-    let origin = url::Url::parse(&p.acs_url)
+    let origin = url::Url::parse(action)
         .map(|u| u.origin().ascii_serialization())
         .unwrap_or_else(|_| "'none'".into());
     let csp = format!(

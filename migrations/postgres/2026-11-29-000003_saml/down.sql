@@ -1,2 +1,3 @@
+DROP TABLE saml_participants;
 DROP TABLE saml_certs;
 DROP TABLE service_providers;

@@ -22,3 +22,13 @@ CREATE TABLE saml_certs (
     created_at BIGINT NOT NULL,
     activates_at BIGINT NOT NULL
 );
+
+CREATE TABLE saml_participants (
+    session_digest TEXT NOT NULL REFERENCES browser_sessions(id_digest) ON DELETE CASCADE,
+    entity_id TEXT NOT NULL REFERENCES service_providers(entity_id) ON DELETE CASCADE,
+    name_id TEXT NOT NULL,
+    session_index TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (session_digest, entity_id)
+);
+CREATE INDEX saml_participants_index ON saml_participants(entity_id, session_index);

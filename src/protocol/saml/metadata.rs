@@ -11,6 +11,7 @@ const DS: &str = "http://www.w3.org/2000/09/xmldsig#";
 pub struct IdpUrls {
     pub entity_id: String,
     pub sso: String,
+    pub slo: String,
 }
 
 impl IdpUrls {
@@ -18,6 +19,7 @@ impl IdpUrls {
         Self {
             entity_id: format!("{issuer}/saml/metadata"),
             sso: format!("{issuer}/saml/sso"),
+            slo: format!("{issuer}/saml/slo"),
         }
     }
 }
@@ -40,11 +42,15 @@ pub fn idp_metadata(urls: &IdpUrls, certificates: &[String]) -> String {
     .map(|f| format!("    <md:NameIDFormat>{}</md:NameIDFormat>\n", f.urn()))
     .collect();
     let sso = xml_escape(&urls.sso);
+    let slo = xml_escape(&urls.slo);
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
 <md:EntityDescriptor xmlns:md=\"{MD}\" xmlns:ds=\"{DS}\" entityID=\"{entity}\">\n\
   <md:IDPSSODescriptor WantAuthnRequestsSigned=\"false\" protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\n\
-{keys}{formats}\
+{keys}\
+    <md:SingleLogoutService Binding=\"{redirect}\" Location=\"{slo}\"/>\n\
+    <md:SingleLogoutService Binding=\"{post}\" Location=\"{slo}\"/>\n\
+{formats}\
     <md:SingleSignOnService Binding=\"{redirect}\" Location=\"{sso}\"/>\n\
     <md:SingleSignOnService Binding=\"{post}\" Location=\"{sso}\"/>\n\
   </md:IDPSSODescriptor>\n\

@@ -2,4 +2,5 @@
 
 pub mod certs;
 pub mod registry;
+pub mod slo;
 pub mod sso;

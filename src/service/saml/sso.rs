@@ -480,7 +480,15 @@ impl Services {
             user.id.to_string(),
         );
         let (sidx, class2) = (session_index.clone(), class.clone());
+        let participant = crate::domain::SamlParticipant {
+            session_digest: session.id_digest.clone(),
+            entity_id: sp.entity_id.clone(),
+            name_id: name_id.clone(),
+            session_index: session_index.clone(),
+            created_at: now,
+        };
         self.db(move |r| {
+            r.record_participant(&participant)?;
             record(
                 r,
                 now,

@@ -1,9 +1,9 @@
 //! Service providers and SAML signing certificates.
 
 use super::clients::{from_json, to_json};
-use super::schema::{saml_certs as sc, service_providers as sp};
+use super::schema::{saml_certs as sc, saml_participants as pt, service_providers as sp};
 use super::{DbConn, conflict_as, from_ts, to_ts};
-use crate::domain::{Binding, NameIdFormat, SamlCert, ServiceProvider};
+use crate::domain::{Binding, NameIdFormat, SamlCert, SamlParticipant, ServiceProvider};
 use crate::error::{Error, Result};
 use crate::store::SpRepo;
 use diesel::prelude::*;
@@ -151,5 +151,54 @@ impl SpRepo for DbConn {
     fn delete_saml_cert(&mut self, id: &str) -> Result<()> {
         diesel::delete(sc::table.find(id)).execute(self)?;
         Ok(())
+    }
+
+    fn record_participant(&mut self, p: &SamlParticipant) -> Result<()> {
+        diesel::delete(pt::table.find((&p.session_digest, &p.entity_id))).execute(self)?;
+        diesel::insert_into(pt::table)
+            .values((
+                pt::session_digest.eq(&p.session_digest),
+                pt::entity_id.eq(&p.entity_id),
+                pt::name_id.eq(&p.name_id),
+                pt::session_index.eq(&p.session_index),
+                pt::created_at.eq(to_ts(p.created_at)),
+            ))
+            .execute(self)?;
+        Ok(())
+    }
+
+    fn participants(&mut self, session_digest: &str) -> Result<Vec<SamlParticipant>> {
+        Ok(pt::table
+            .filter(pt::session_digest.eq(session_digest))
+            .order(pt::created_at.asc())
+            .load::<ParticipantRow>(self)?
+            .into_iter()
+            .map(participant)
+            .collect())
+    }
+
+    fn participant_by_index(
+        &mut self,
+        entity_id: &str,
+        session_index: &str,
+    ) -> Result<Option<SamlParticipant>> {
+        Ok(pt::table
+            .filter(pt::entity_id.eq(entity_id))
+            .filter(pt::session_index.eq(session_index))
+            .first::<ParticipantRow>(self)
+            .optional()?
+            .map(participant))
+    }
+}
+
+type ParticipantRow = (String, String, String, String, i64);
+
+fn participant(r: ParticipantRow) -> SamlParticipant {
+    SamlParticipant {
+        session_digest: r.0,
+        entity_id: r.1,
+        name_id: r.2,
+        session_index: r.3,
+        created_at: from_ts(r.4),
     }
 }

@@ -223,3 +223,13 @@ diesel::table! {
         activates_at -> BigInt,
     }
 }
+
+diesel::table! {
+    saml_participants (session_digest, entity_id) {
+        session_digest -> Text,
+        entity_id -> Text,
+        name_id -> Text,
+        session_index -> Text,
+        created_at -> BigInt,
+    }
+}

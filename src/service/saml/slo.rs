@@ -1,0 +1,417 @@
+//! Single logout: SP-initiated (a LogoutRequest ends the IdP session, the
+//! other SPs in it are told in turn, then the requester gets its
+//! LogoutResponse) and IdP-initiated (signing out at the IdP tells every SP).
+
+use crate::crypto::sha256_hex;
+use crate::domain::{Binding, SamlParticipant, ServiceProvider};
+use crate::error::{Error, Result};
+use crate::protocol::saml::logout::{self, LogoutMessage};
+use crate::protocol::saml::request::{CLOCK_SKEW, decode_post, decode_redirect};
+use crate::protocol::saml::response::{STATUS_SUCCESS, signature_template};
+use crate::service::Services;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use samael::crypto::{CertificateDer, Crypto, CryptoProvider, UrlVerifier};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::time::Duration;
+
+const CHAIN_TTL: Duration = Duration::from_secs(10 * 60);
+
+/// A SAML message on its way to an SP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    /// An auto-submitting form: `field` is SAMLRequest or SAMLResponse.
+    Post {
+        url: String,
+        field: &'static str,
+        value: String,
+        relay_state: Option<String>,
+    },
+    /// A signed HTTP-Redirect URL.
+    Redirect(String),
+}
+
+#[derive(Debug)]
+pub enum SloOutcome {
+    Page(Error),
+    Send(Outgoing),
+    /// Nothing more to tell anyone: show the browser this local page.
+    Done(String),
+}
+
+/// An incoming SLO message as a binding delivered it.
+#[derive(Debug, Clone)]
+pub struct SloIn {
+    pub binding: Binding,
+    pub request: Option<String>,
+    pub response: Option<String>,
+    pub relay_state: Option<String>,
+    pub raw_query: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Requester {
+    entity_id: String,
+    request_id: String,
+    relay_state: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Chain {
+    remaining: Vec<(String, String, String)>,
+    requester: Option<Requester>,
+    pending: Option<String>,
+}
+
+fn chain_key(id: &str) -> String {
+    format!("slo:{}", sha256_hex(id.as_bytes()))
+}
+
+fn deflate_b64(xml: &str) -> Result<String> {
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(xml.as_bytes())
+        .map_err(|e| Error::internal(e.to_string()))?;
+    Ok(STANDARD.encode(e.finish().map_err(|e| Error::internal(e.to_string()))?))
+}
+
+impl Services {
+    fn slo_url_self(&self) -> String {
+        format!("{}/saml/slo", self.issuer)
+    }
+
+    /// Handles whatever arrived at `/saml/slo`.
+    pub async fn saml_slo(&self, input: SloIn) -> Result<SloOutcome> {
+        let is_request = input.request.is_some();
+        let encoded = input
+            .request
+            .clone()
+            .or(input.response.clone())
+            .unwrap_or_default();
+        let xml = match input.binding {
+            Binding::Redirect => decode_redirect(&encoded),
+            Binding::Post => decode_post(&encoded),
+        };
+        let xml = match xml {
+            Ok(x) => x,
+            Err(e) => return Ok(SloOutcome::Page(Error::invalid(e))),
+        };
+        let root = if is_request {
+            "LogoutRequest"
+        } else {
+            "LogoutResponse"
+        };
+        let msg = match logout::parse(&xml, root) {
+            Ok(m) => m,
+            Err(e) => return Ok(SloOutcome::Page(Error::invalid(e))),
+        };
+        let Some(sp) = self.sp(&msg.issuer).await? else {
+            return Ok(SloOutcome::Page(Error::invalid(format!(
+                "The service provider {} is not registered here.",
+                msg.issuer
+            ))));
+        };
+        if let Err(e) = self.check_slo_message(&sp, &input, &xml, &msg) {
+            tracing::info!(sp = %sp.entity_id, reason = %e, "SAML logout message refused");
+            return Ok(SloOutcome::Page(Error::invalid(e)));
+        }
+        if is_request {
+            self.slo_request(&sp, &msg, input.relay_state).await
+        } else {
+            self.slo_response(&msg, input.relay_state).await
+        }
+    }
+
+    fn check_slo_message(
+        &self,
+        sp: &ServiceProvider,
+        input: &SloIn,
+        xml: &str,
+        msg: &LogoutMessage,
+    ) -> std::result::Result<(), String> {
+        let now = self.now();
+        let skew = chrono::Duration::seconds(CLOCK_SKEW);
+        if msg.issue_instant > now + skew
+            || msg.issue_instant < now - skew - chrono::Duration::minutes(5)
+        {
+            return Err("the logout message is too old or from the future".into());
+        }
+        if msg
+            .destination
+            .as_deref()
+            .is_some_and(|d| d != self.slo_url_self())
+        {
+            return Err("the logout message is addressed to someone else".into());
+        }
+        if sp.signing_certs.is_empty() {
+            return Ok(());
+        }
+        // An SP that can sign must sign its logout messages.
+        let certs: Vec<CertificateDer> = sp
+            .signing_certs
+            .iter()
+            .filter_map(|c| STANDARD.decode(c).ok())
+            .map(CertificateDer::from)
+            .collect();
+        let ok = match input.binding {
+            Binding::Redirect => {
+                let q = input.raw_query.as_deref().unwrap_or("");
+                let has = |k: &str| url::form_urlencoded::parse(q.as_bytes()).any(|(n, _)| n == k);
+                has("Signature")
+                    && has("SigAlg")
+                    && certs.iter().any(|c| {
+                        let uri = format!("/saml/slo?{q}");
+                        UrlVerifier::from_x509(c).ok().and_then(|v| {
+                            if input.request.is_some() {
+                                v.verify_percent_encoded_request_uri_string(&uri).ok()
+                            } else {
+                                v.verify_percent_encoded_response_uri_string(&uri).ok()
+                            }
+                        }) == Some(true)
+                    })
+            }
+            Binding::Post => {
+                msg.signed_root
+                    && certs
+                        .iter()
+                        .any(|c| Crypto::verify_signed_xml(xml, c, Some("ID")).is_ok())
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err("the logout message is not signed by the service provider".into())
+        }
+    }
+
+    async fn slo_request(
+        &self,
+        sp: &ServiceProvider,
+        msg: &LogoutMessage,
+        relay_state: Option<String>,
+    ) -> Result<SloOutcome> {
+        let requester = Requester {
+            entity_id: sp.entity_id.clone(),
+            request_id: msg.id.clone(),
+            relay_state,
+        };
+        let (entity, indexes) = (sp.entity_id.clone(), msg.session_indexes.clone());
+        let found = self
+            .db(move |r| {
+                for i in &indexes {
+                    if let Some(p) = r.participant_by_index(&entity, i)? {
+                        return Ok(Some(p));
+                    }
+                }
+                Ok(None)
+            })
+            .await?;
+        let mut remaining = Vec::new();
+        if let Some(p) = found.filter(|p| msg.name_id.as_deref().is_none_or(|n| n == p.name_id)) {
+            remaining = self.end_saml_session(&p.session_digest, "saml.slo").await?;
+            remaining.retain(|(e, _, _)| *e != sp.entity_id);
+        }
+        let chain = Chain {
+            remaining,
+            requester: Some(requester),
+            pending: None,
+        };
+        self.next_in_chain(&crate::crypto::random_token(), chain)
+            .await
+    }
+
+    /// Ends a session and returns the other SPs to tell (entity, NameID, SessionIndex).
+    async fn end_saml_session(
+        &self,
+        digest: &str,
+        action: &'static str,
+    ) -> Result<Vec<(String, String, String)>> {
+        let d = digest.to_string();
+        let (participants, user) = self
+            .db(move |r| {
+                let ps: Vec<SamlParticipant> = r.participants(&d)?;
+                let user = match r.session(&d)? {
+                    Some(s) => r.user_by_id(&s.user_id)?,
+                    None => None,
+                };
+                Ok((ps, user))
+            })
+            .await?;
+        if let Some(user) = user {
+            self.end_session(digest, &user, None, action).await?;
+        }
+        Ok(participants
+            .into_iter()
+            .map(|p| (p.entity_id, p.name_id, p.session_index))
+            .collect())
+    }
+
+    /// IdP-initiated: after the user signed out here, the SPs of that session
+    /// are told one after the other. `None` when there is nobody to tell.
+    pub async fn saml_logout_everywhere(&self, session_digest: &str) -> Result<Option<Outgoing>> {
+        let remaining = self.end_saml_session(session_digest, "logout").await?;
+        if remaining.is_empty() {
+            return Ok(None);
+        }
+        match self
+            .next_in_chain(
+                &crate::crypto::random_token(),
+                Chain {
+                    remaining,
+                    requester: None,
+                    pending: None,
+                },
+            )
+            .await?
+        {
+            SloOutcome::Send(o) => Ok(Some(o)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn slo_response(
+        &self,
+        msg: &LogoutMessage,
+        relay_state: Option<String>,
+    ) -> Result<SloOutcome> {
+        let Some(chain_id) = relay_state else {
+            return Ok(SloOutcome::Done("/login?signed_out=1".into()));
+        };
+        let Some(bytes) = self.ephemeral.take(&chain_key(&chain_id)).await? else {
+            return Ok(SloOutcome::Done("/login?signed_out=1".into()));
+        };
+        let chain: Chain =
+            serde_json::from_slice(&bytes).map_err(|e| Error::internal(e.to_string()))?;
+        if chain.pending.as_deref() != msg.in_response_to.as_deref() {
+            return Ok(SloOutcome::Page(Error::invalid(
+                "This logout response does not answer the request that was sent.",
+            )));
+        }
+        if msg.status.as_deref() != Some(STATUS_SUCCESS) {
+            tracing::warn!(sp = %msg.issuer, status = ?msg.status, "a service provider reported a failed logout");
+        }
+        self.next_in_chain(&chain_id, chain).await
+    }
+
+    /// Tells the next SP, or answers the requester, or finishes.
+    async fn next_in_chain(&self, chain_id: &str, mut chain: Chain) -> Result<SloOutcome> {
+        while let Some((entity, name_id, session_index)) = chain.remaining.first().cloned() {
+            chain.remaining.remove(0);
+            let Some(sp) = self.sp(&entity).await? else {
+                continue;
+            };
+            let (Some(url), Some(binding)) = (sp.slo_url.clone(), sp.slo_binding) else {
+                continue;
+            };
+            let signer = self.saml_signer().await?;
+            let idp = crate::protocol::saml::metadata::IdpUrls::for_issuer(&self.issuer).entity_id;
+            let post = binding == Binding::Post;
+            let cert = signer.certificate.clone();
+            let (id, xml) = logout::logout_request(
+                &idp,
+                &url,
+                &name_id,
+                sp.nameid_format.urn(),
+                &sp.entity_id,
+                &session_index,
+                self.now(),
+                |id| {
+                    if post {
+                        signature_template(id, &cert)
+                    } else {
+                        String::new()
+                    }
+                },
+            );
+            chain.pending = Some(id);
+            let bytes = serde_json::to_vec(&chain).map_err(|e| Error::internal(e.to_string()))?;
+            self.ephemeral
+                .put_ttl(&chain_key(chain_id), &bytes, CHAIN_TTL)
+                .await?;
+            let out = self.outgoing(
+                &signer.private_key_der,
+                binding,
+                &url,
+                "SAMLRequest",
+                &xml,
+                Some(chain_id.to_string()),
+            )?;
+            return Ok(SloOutcome::Send(out));
+        }
+        let Some(req) = chain.requester else {
+            return Ok(SloOutcome::Done("/login?signed_out=1".into()));
+        };
+        let sp = self
+            .sp(&req.entity_id)
+            .await?
+            .ok_or_else(|| Error::not_found("the service provider was removed"))?;
+        let (Some(url), Some(binding)) = (sp.slo_url.clone(), sp.slo_binding) else {
+            return Ok(SloOutcome::Done("/login?signed_out=1".into()));
+        };
+        let signer = self.saml_signer().await?;
+        let idp = crate::protocol::saml::metadata::IdpUrls::for_issuer(&self.issuer).entity_id;
+        let cert = signer.certificate.clone();
+        let post = binding == Binding::Post;
+        let xml = logout::logout_response(
+            &idp,
+            &url,
+            &req.request_id,
+            STATUS_SUCCESS,
+            self.now(),
+            |id| {
+                if post {
+                    signature_template(id, &cert)
+                } else {
+                    String::new()
+                }
+            },
+        );
+        Ok(SloOutcome::Send(self.outgoing(
+            &signer.private_key_der,
+            binding,
+            &url,
+            "SAMLResponse",
+            &xml,
+            req.relay_state,
+        )?))
+    }
+
+    /// Encodes and signs a message for its binding: an XML signature inside
+    /// for POST, a query signature for Redirect.
+    fn outgoing(
+        &self,
+        key_der: &[u8],
+        binding: Binding,
+        url: &str,
+        field: &'static str,
+        xml: &str,
+        relay_state: Option<String>,
+    ) -> Result<Outgoing> {
+        match binding {
+            Binding::Post => {
+                let signed = Crypto::sign_xml(xml, key_der)
+                    .map_err(|e| Error::internal(format!("SAML signing: {e}")))?;
+                Ok(Outgoing::Post {
+                    url: url.to_string(),
+                    field,
+                    value: STANDARD.encode(signed),
+                    relay_state,
+                })
+            }
+            Binding::Redirect => {
+                let mut u =
+                    url::Url::parse(url).map_err(|e| Error::internal(format!("SLO URL: {e}")))?;
+                u.query_pairs_mut().append_pair(field, &deflate_b64(xml)?);
+                if let Some(r) = &relay_state {
+                    u.query_pairs_mut().append_pair("RelayState", r);
+                }
+                let key = openssl::rsa::Rsa::private_key_from_der(key_der)
+                    .and_then(openssl::pkey::PKey::from_rsa)
+                    .map_err(|e| Error::internal(format!("SAML key: {e}")))?;
+                let signed = samael::crypto::sign_url(u, &key)
+                    .map_err(|e| Error::internal(format!("SAML signing: {e}")))?;
+                Ok(Outgoing::Redirect(signed.to_string()))
+            }
+        }
+    }
+}
