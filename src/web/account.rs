@@ -36,6 +36,8 @@ struct AccountPage<'a> {
     signed_in_at: String,
     methods: String,
     ip: &'a str,
+    /// SAML applications to open by IdP-initiated SSO: (name, link).
+    apps: Vec<(String, String)>,
 }
 
 pub async fn show(req: HttpRequest, state: State) -> PageResult {
@@ -55,6 +57,16 @@ pub async fn show(req: HttpRequest, state: State) -> PageResult {
         signed_in_at: session.auth_time.format("%Y-%m-%d %H:%M UTC").to_string(),
         methods: session.amr.join(", "),
         ip: session.ip.as_deref().unwrap_or("unknown"),
+        apps: state
+            .services
+            .list_sps()
+            .await?
+            .into_iter()
+            .map(|sp| {
+                let link = crate::protocol::oidc::uri::with_query("http://x/saml/sso/init", &[("sp", &sp.entity_id)]);
+                (sp.name, link.trim_start_matches("http://x").to_string())
+            })
+            .collect(),
     };
     Ok(csrf.attach(render(StatusCode::OK, &page)))
 }
