@@ -63,7 +63,10 @@ pub async fn show(req: HttpRequest, state: State) -> PageResult {
             .await?
             .into_iter()
             .map(|sp| {
-                let link = crate::protocol::oidc::uri::with_query("http://x/saml/sso/init", &[("sp", &sp.entity_id)]);
+                let link = crate::protocol::oidc::uri::with_query(
+                    "http://x/saml/sso/init",
+                    &[("sp", &sp.entity_id)],
+                );
                 (sp.name, link.trim_start_matches("http://x").to_string())
             })
             .collect(),

@@ -281,9 +281,14 @@ async fn idp_initiated_sso() {
     let account = b.get("/account").await;
     assert!(account.body.contains(">Example SP</a>"), "{}", account.body);
     let start = account.body.find("href=\"/saml/sso/init?").unwrap() + 6;
-    let link = account.body[start..start + account.body[start..].find('"').unwrap()].replace("&amp;", "&");
+    let link =
+        account.body[start..start + account.body[start..].find('"').unwrap()].replace("&amp;", "&");
     let page = b.get(&link).await;
-    assert!(field_value(&page.body, "SAMLResponse").is_some(), "{}", page.body);
+    assert!(
+        field_value(&page.body, "SAMLResponse").is_some(),
+        "{}",
+        page.body
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

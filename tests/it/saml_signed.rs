@@ -10,6 +10,7 @@ use portcullis::service::Actor;
 use portcullis::service::saml::registry::SpInput;
 use samael::crypto::{Crypto, CryptoProvider};
 use samael::idp::{CertificateParams, IdentityProvider};
+use std::str::FromStr;
 
 struct SpKey {
     pkey: PKey<Private>,
@@ -269,4 +270,60 @@ async fn sp_cli_registers_from_metadata_with_default_mappings() {
     assert!(ok);
     let (ok, _, err) = run(&["sp", "show", "https://crm.example"]);
     assert!(!ok && err.contains("no service provider"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assertions_are_encrypted_for_an_sp_with_an_encryption_certificate() {
+    let key = sp_key();
+    let srv = TestServer::start_now(Backend::Embedded).await;
+    srv.user("mo").await;
+    let metadata = format!(
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{SP_ENTITY}"><md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="encryption"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{ACS}" index="0"/></md:SPSSODescriptor></md:EntityDescriptor>"#,
+        cert = key.cert_b64
+    );
+    srv.services
+        .add_sp(
+            &Actor::cli(),
+            SpInput {
+                metadata: Some(metadata),
+                sign_response: true,
+                sign_assertion: true,
+                ..SpInput::default()
+            },
+        )
+        .await
+        .unwrap();
+    let b = srv.browser();
+    let first = b
+        .get_url(&crate::saml::redirect_url(
+            &srv,
+            &authn_request(&srv, "_e1", ""),
+            "",
+        ))
+        .await;
+    let (resp, _) = crate::saml::until_response(&b, first, "mo").await;
+    let xml = decode(&resp);
+    assert!(xml.contains("<saml:EncryptedAssertion>"), "{xml}");
+    assert!(!xml.contains("mo@example.test"), "nothing readable leaks");
+    assert!(!xml.contains("<saml:Assertion"));
+
+    let md = samael::metadata::EntityDescriptor::from_str(&crate::saml::idp_metadata(&srv).await)
+        .unwrap();
+    let sp = samael::service_provider::ServiceProviderBuilder::default()
+        .entity_id(SP_ENTITY.to_string())
+        .acs_url(ACS.to_string())
+        .idp_metadata(md)
+        .key(key.pkey.clone())
+        .build()
+        .unwrap();
+    let assertion = sp
+        .parse_base64_response(&resp, Some(&["_e1"]))
+        .expect("samael decrypts and verifies");
+    let attrs = assertion.attribute_statements.unwrap();
+    let email = attrs[0]
+        .attributes
+        .iter()
+        .find(|a| a.name.as_deref() == Some("email"))
+        .unwrap();
+    assert_eq!(email.values[0].value.as_deref(), Some("mo@example.test"));
 }

@@ -1,6 +1,7 @@
 //! SAML 2.0 rules: message decoding with limits, metadata in and out,
 //! request checks, NameIDs.
 
+pub mod encrypt;
 pub mod logout;
 pub mod metadata;
 pub mod request;

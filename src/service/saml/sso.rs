@@ -5,6 +5,7 @@ use crate::crypto::sha256_hex;
 use crate::domain::{Binding, NameIdFormat, ServiceProvider, Session, User};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::oidc::claims::{acr_for, sid_for};
+use crate::protocol::saml::encrypt::{encrypt_assertion, strip_declaration};
 use crate::protocol::saml::metadata::IdpUrls;
 use crate::protocol::saml::request::{self, requested_classes};
 use crate::protocol::saml::response::{
@@ -463,17 +464,49 @@ impl Services {
             &assertion_id,
             sp.sign_assertion.then_some(signer.certificate.as_str()),
         );
-        let xml = self
-            .sign_response(
-                &signer,
-                &t.acs_url,
-                t.request_id.as_deref(),
-                &resp::SUCCESS,
-                &assertion,
-                sp.sign_assertion,
-                sp.sign_response,
-            )
-            .await?;
+        let xml = match &sp.encryption_cert {
+            // Encrypted: the assertion is signed on its own, then encrypted,
+            // then placed in the Response.
+            Some(cert) => {
+                let (key, cert, sign) = (
+                    signer.private_key_der.clone(),
+                    cert.clone(),
+                    sp.sign_assertion,
+                );
+                let encrypted = Self::cpu(move || -> Result<String> {
+                    let signed = if sign {
+                        Crypto::sign_xml(&assertion, &key)
+                            .map_err(|e| Error::internal(format!("SAML signing: {e}")))?
+                    } else {
+                        assertion
+                    };
+                    encrypt_assertion(strip_declaration(&signed), &cert).map_err(Error::internal)
+                })
+                .await??;
+                self.sign_response(
+                    &signer,
+                    &t.acs_url,
+                    t.request_id.as_deref(),
+                    &resp::SUCCESS,
+                    &encrypted,
+                    false,
+                    sp.sign_response,
+                )
+                .await?
+            }
+            None => {
+                self.sign_response(
+                    &signer,
+                    &t.acs_url,
+                    t.request_id.as_deref(),
+                    &resp::SUCCESS,
+                    &assertion,
+                    sp.sign_assertion,
+                    sp.sign_response,
+                )
+                .await?
+            }
+        };
         let (actor, sp_id, uid) = (
             Actor::user(user.username.as_str(), None),
             sp.entity_id.clone(),
