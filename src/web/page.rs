@@ -193,3 +193,41 @@ pub async fn signed_in(
         None => Ok(None),
     }
 }
+
+#[derive(Template)]
+#[template(path = "form_post.html")]
+struct AutoPostPage<'a> {
+    action: &'a str,
+    params: &'a [(String, String)],
+}
+
+/// A page whose form posts `params` to `action` by itself (a Continue button
+/// without JavaScript): OIDC form_post responses and SAML's POST binding.
+/// Its CSP lets the form go to that one origin only.
+pub fn auto_post(action: &str, params: &[(String, String)]) -> HttpResponse {
+    let mut res = render(StatusCode::OK, &AutoPostPage { action, params });
+    let origin = url::Url::parse(action)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| "'none'".into());
+    let csp = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; form-action {origin}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    if let Ok(v) = csp.parse() {
+        res.headers_mut()
+            .insert(actix_web::http::header::CONTENT_SECURITY_POLICY, v);
+    }
+    res
+}
+
+/// Sends the browser to sign in and come back to `resume` (a local path).
+pub fn to_sign_in(resume: &str, login_hint: Option<&str>, reauth: bool) -> HttpResponse {
+    let mut params = vec![("next", resume)];
+    if let Some(h) = login_hint {
+        params.push(("login_hint", h));
+    }
+    if reauth {
+        params.push(("reauth", "1"));
+    }
+    let to = crate::protocol::oidc::uri::with_query("http://x/login", &params);
+    see_other(to.trim_start_matches("http://x"))
+}

@@ -1,15 +1,13 @@
 //! SAML endpoints: metadata, SSO (both bindings), IdP-initiated SSO.
 
 use super::State;
-use super::page::{PageResult, error_page, render, see_other, signed_in};
+use super::page::{PageResult, auto_post, error_page, see_other, signed_in, to_sign_in};
 use crate::domain::Binding;
-use crate::protocol::oidc::uri::with_query;
 use crate::service::saml::slo::{Outgoing, SloIn, SloOutcome};
 use crate::service::saml::sso::{SamlPost, SamlRequestIn, SsoOutcome};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY};
+use actix_web::http::header::CACHE_CONTROL;
 use actix_web::{HttpRequest, HttpResponse, web};
-use askama::Template;
 use serde::Deserialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -109,15 +107,6 @@ async fn idp_init(req: HttpRequest, state: State, q: web::Query<Init>) -> PageRe
     respond(outcome)
 }
 
-#[derive(Template)]
-#[template(path = "saml_post.html")]
-struct PostPage<'a> {
-    action: &'a str,
-    field: &'a str,
-    value: &'a str,
-    relay_state: Option<&'a str>,
-}
-
 fn respond(outcome: SsoOutcome) -> PageResult {
     Ok(match outcome {
         SsoOutcome::Page(e) => error_page(
@@ -126,14 +115,7 @@ fn respond(outcome: SsoOutcome) -> PageResult {
             e.public(),
         ),
         SsoOutcome::Resume(to) => see_other(&to),
-        SsoOutcome::Login { resume, reauth } => {
-            let mut params = vec![("next", resume.as_str())];
-            if reauth {
-                params.push(("reauth", "1"));
-            }
-            let to = with_query("http://x/login", &params);
-            see_other(to.trim_start_matches("http://x"))
-        }
+        SsoOutcome::Login { resume, reauth } => to_sign_in(&resume, None, reauth),
         SsoOutcome::Post(p) => post_page(&p),
     })
 }
@@ -211,8 +193,7 @@ pub fn send(o: &Outgoing) -> HttpResponse {
     }
 }
 
-/// The auto-submitting form that carries a Response to the ACS; without
-/// JavaScript it shows a Continue button.
+/// The Response on its way to the ACS.
 pub fn post_page(p: &SamlPost) -> HttpResponse {
     form_page(
         &p.acs_url,
@@ -223,21 +204,9 @@ pub fn post_page(p: &SamlPost) -> HttpResponse {
 }
 
 fn form_page(action: &str, field: &str, value: &str, relay_state: Option<&str>) -> HttpResponse {
-    let page = PostPage {
-        action,
-        field,
-        value,
-        relay_state,
-    };
-    let mut res = render(StatusCode::OK, &page);
-    let origin = url::Url::parse(action)
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_else(|_| "'none'".into());
-    let csp = format!(
-        "default-src 'none'; script-src 'self'; style-src 'self'; form-action {origin}; frame-ancestors 'none'; base-uri 'none'"
-    );
-    if let Ok(v) = csp.parse() {
-        res.headers_mut().insert(CONTENT_SECURITY_POLICY, v);
+    let mut params = vec![(field.to_string(), value.to_string())];
+    if let Some(r) = relay_state {
+        params.push(("RelayState".to_string(), r.to_string()));
     }
-    res
+    auto_post(action, &params)
 }

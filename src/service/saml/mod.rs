@@ -2,5 +2,6 @@
 
 pub mod certs;
 pub mod registry;
+mod respond;
 pub mod slo;
 pub mod sso;

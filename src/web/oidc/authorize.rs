@@ -7,10 +7,11 @@ use crate::protocol::oidc::uri::with_query;
 use crate::service::oidc::authorize::{AuthorizeOutcome, ClientResponse};
 use crate::web::State;
 use crate::web::page::{
-    CSRF_FAILED, CsrfForm, PageResult, csrf_ok, error_page, render, see_other, signed_in,
+    CSRF_FAILED, CsrfForm, PageResult, auto_post, csrf_ok, error_page, render, see_other,
+    signed_in, to_sign_in,
 };
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY};
+use actix_web::http::header::CACHE_CONTROL;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
@@ -80,13 +81,6 @@ struct ConsentPage<'a> {
     scopes: Vec<(&'a str, &'static str)>,
 }
 
-#[derive(Template)]
-#[template(path = "form_post.html")]
-struct FormPostPage<'a> {
-    action: &'a str,
-    params: &'a [(String, String)],
-}
-
 async fn respond(req: &HttpRequest, state: &State, outcome: AuthorizeOutcome) -> PageResult {
     Ok(match outcome {
         AuthorizeOutcome::Page(e) => error_page(
@@ -98,17 +92,7 @@ async fn respond(req: &HttpRequest, state: &State, outcome: AuthorizeOutcome) ->
             resume,
             login_hint,
             reauth,
-        } => {
-            let mut params = vec![("next", resume.as_str())];
-            if let Some(h) = &login_hint {
-                params.push(("login_hint", h.as_str()));
-            }
-            if reauth {
-                params.push(("reauth", "1"));
-            }
-            let to = with_query("http://x/login", &params);
-            see_other(to.trim_start_matches("http://x"))
-        }
+        } => to_sign_in(&resume, login_hint.as_deref(), reauth),
         AuthorizeOutcome::Consent {
             tx,
             client_name,
@@ -127,15 +111,8 @@ async fn respond(req: &HttpRequest, state: &State, outcome: AuthorizeOutcome) ->
     })
 }
 
-fn origin_of(uri: &str) -> String {
-    match url::Url::parse(uri) {
-        Ok(u) => u.origin().ascii_serialization(),
-        Err(_) => "'none'".into(),
-    }
-}
-
 /// Sends the browser to the client: a 303 with the parameters in the query,
-/// or an auto-submitting form (that also works without JavaScript).
+/// or an auto-submitting form.
 pub fn client_response(r: &ClientResponse) -> HttpResponse {
     match r.mode {
         ResponseMode::Query => {
@@ -147,18 +124,7 @@ pub fn client_response(r: &ClientResponse) -> HttpResponse {
             see_other(&with_query(&r.redirect_uri, &params))
         }
         ResponseMode::FormPost => {
-            let page = FormPostPage {
-                action: &r.redirect_uri,
-                params: &r.params,
-            };
-            let mut res = render(StatusCode::OK, &page);
-            let csp = format!(
-                "default-src 'none'; script-src 'self'; style-src 'self'; form-action {}; frame-ancestors 'none'; base-uri 'none'",
-                origin_of(&r.redirect_uri)
-            );
-            if let Ok(v) = csp.parse() {
-                res.headers_mut().insert(CONTENT_SECURITY_POLICY, v);
-            }
+            let mut res = auto_post(&r.redirect_uri, &r.params);
             if let Ok(v) = "no-store".parse() {
                 res.headers_mut().insert(CACHE_CONTROL, v);
             }
