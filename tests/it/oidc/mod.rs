@@ -1,6 +1,7 @@
 //! OpenID Connect journeys, with the `openidconnect` crate as the relying party.
 
 mod admin;
+mod cli;
 mod flow;
 mod rules;
 
