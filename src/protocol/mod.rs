@@ -3,5 +3,6 @@
 
 pub mod client_ip;
 pub mod login;
+pub mod mfa;
 pub mod oidc;
 pub mod saml;

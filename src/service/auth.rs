@@ -42,6 +42,16 @@ pub struct SignedIn {
     pub must_change_password: bool,
 }
 
+/// A correct password: either the session, or a second factor still due.
+#[derive(Debug)]
+pub enum PasswordOk {
+    Session(SignedIn),
+    /// Show the second-factor form with this pending token.
+    NeedsSecondFactor {
+        pending: String,
+    },
+}
+
 /// A failed attempt: the outcome for metrics and the error for the user.
 #[derive(Debug)]
 pub struct LoginFailure {
@@ -49,7 +59,7 @@ pub struct LoginFailure {
     pub error: Error,
 }
 
-fn account_key(username: &str) -> String {
+pub(super) fn account_key(username: &str) -> String {
     format!("loginfail:acct:{}", sha256_hex(username.as_bytes()))
 }
 
@@ -74,7 +84,11 @@ impl Services {
         }
     }
 
-    async fn throttle_decision(&self, username: &str, ip: &str) -> Result<ThrottleDecision> {
+    pub(super) async fn throttle_decision(
+        &self,
+        username: &str,
+        ip: &str,
+    ) -> Result<ThrottleDecision> {
         let (ak, ik) = (account_key(username), ip_key(ip));
         let count = |v: Option<Vec<u8>>| {
             v.and_then(|b| String::from_utf8(b).ok())
@@ -94,7 +108,7 @@ impl Services {
         Ok(decision)
     }
 
-    async fn count_failure(&self, username: &str, ip: &str) -> Result<()> {
+    pub(super) async fn count_failure(&self, username: &str, ip: &str) -> Result<()> {
         let lockout = self.settings.login.lockout;
         self.ephemeral.incr(&account_key(username), lockout).await?;
         self.ephemeral.incr(&ip_key(ip), lockout).await?;
@@ -108,7 +122,7 @@ impl Services {
         username: &str,
         password: &str,
         client: &ClientInfo,
-    ) -> Result<SignedIn, LoginFailure> {
+    ) -> Result<PasswordOk, LoginFailure> {
         let fail = |outcome, error| LoginFailure { outcome, error };
         let internal = |e: Error| fail(LoginOutcome::BadCredentials, e);
         let name_key = username.trim().to_lowercase();
@@ -206,6 +220,15 @@ impl Services {
             ));
         }
 
+        // With a second factor enrolled the password alone opens nothing, and
+        // the failure counter keeps counting until the second factor passes.
+        if self.has_totp(&user).await.map_err(internal)? {
+            let pending = self
+                .start_second_factor(&user, cred.must_change)
+                .await
+                .map_err(internal)?;
+            return Ok(PasswordOk::NeedsSecondFactor { pending });
+        }
         self.ephemeral
             .delete(&account_key(&name_key))
             .await
@@ -214,15 +237,15 @@ impl Services {
             .open_session(&user, vec!["pwd".into()], client, &actor)
             .await
             .map_err(internal)?;
-        Ok(SignedIn {
+        Ok(PasswordOk::Session(SignedIn {
             token,
             user,
             must_change_password: cred.must_change,
-        })
+        }))
     }
 
     /// Creates a session for `user` and returns the cookie value.
-    async fn open_session(
+    pub(super) async fn open_session(
         &self,
         user: &User,
         amr: Vec<String>,

@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod csrf;
 pub mod directory;
 pub mod keys;
+pub mod mfa;
 pub mod oidc;
 pub mod saml;
 

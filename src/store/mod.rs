@@ -5,9 +5,11 @@
 //! not at all. Calls block, so the service runs them on the blocking pool.
 
 pub mod diesel;
+mod mfa;
 mod oidc;
 mod saml;
 
+pub use mfa::{MfaRepo, StoredRecoveryCode, StoredTotp};
 pub use oidc::{ClientRepo, ConsentRepo, GrantRepo, KeyRepo, RegistrationRepo};
 pub use saml::SpRepo;
 
@@ -99,6 +101,7 @@ pub trait Repo:
     + KeyRepo
     + RegistrationRepo
     + SpRepo
+    + MfaRepo
 {
 }
 impl<T> Repo for T where
@@ -114,6 +117,7 @@ impl<T> Repo for T where
         + KeyRepo
         + RegistrationRepo
         + SpRepo
+        + MfaRepo
 {
 }
 

@@ -6,6 +6,7 @@ use super::page::{
     see_other, session_token, status_for,
 };
 use crate::protocol::login::safe_return_path;
+use crate::service::auth::{PasswordOk, SignedIn};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -46,7 +47,7 @@ pub struct LoginForm {
 #[derive(Deserialize)]
 pub struct CsrfOnly {
     #[serde(default)]
-    csrf: String,
+    pub csrf: String,
 }
 
 /// Where to go after signing in.
@@ -128,28 +129,134 @@ pub async fn submit(req: HttpRequest, state: State, form: web::Form<LoginForm>) 
         .login_password(&form.username, &form.password, &client)
         .await
     {
-        Ok(signed_in) => {
+        Ok(PasswordOk::Session(signed_in)) => {
             state.metrics.signin("pwd", "success");
-            // Rotation: whatever session this browser had ends here, so a
-            // session ID planted before sign-in is worth nothing after it.
-            if let Some(old) = session_token(&req, &state) {
-                state.services.logout(&old, client.ip.clone()).await?;
-            }
-            let to = if signed_in.must_change_password {
-                "/account/password".to_string()
-            } else {
-                target(Some(&next))
+            start_session(&req, &state, signed_in, &next, client.ip.clone()).await
+        }
+        Ok(PasswordOk::NeedsSecondFactor { pending }) => {
+            let csrf = CsrfForm::issue(&req, &state).await?;
+            let page = SecondFactorPage {
+                csrf: &csrf.token,
+                pending: &pending,
+                next: &next,
+                error: None,
             };
-            let name = state.services.settings.session.cookie_name.clone();
-            let mut res = see_other(&to);
-            res.add_cookie(&cookie(&state, &name, signed_in.token))
-                .map_err(|e| crate::error::Error::internal(e.to_string()))?;
-            Ok(res)
+            Ok(csrf.attach(render(StatusCode::OK, &page)))
         }
         Err(failure) => {
             state.metrics.signin("pwd", failure.outcome.as_str());
             view.status = status_for(failure.error.kind);
             view.error = Some(failure.error.public());
+            login_page(&req, &state, view).await
+        }
+    }
+}
+
+/// Sets the session cookie, ending whatever session the browser had.
+async fn start_session(
+    req: &HttpRequest,
+    state: &State,
+    signed_in: SignedIn,
+    next: &str,
+    ip: Option<String>,
+) -> PageResult {
+    // Rotation: whatever session this browser had ends here, so a session ID
+    // planted before sign-in is worth nothing after it.
+    if let Some(old) = session_token(req, state) {
+        state.services.logout(&old, ip).await?;
+    }
+    let to = if signed_in.must_change_password {
+        "/account/password".to_string()
+    } else {
+        target(Some(next))
+    };
+    let name = state.services.settings.session.cookie_name.clone();
+    let mut res = see_other(&to);
+    res.add_cookie(&cookie(state, &name, signed_in.token))
+        .map_err(|e| crate::error::Error::internal(e.to_string()))?;
+    Ok(res)
+}
+
+#[derive(Template)]
+#[template(path = "mfa.html")]
+struct SecondFactorPage<'a> {
+    csrf: &'a str,
+    pending: &'a str,
+    next: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+pub struct SecondFactorForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    pending: String,
+    #[serde(default)]
+    code: String,
+    next: Option<String>,
+}
+
+/// The second step of sign-in: a TOTP or recovery code.
+pub async fn second_factor(
+    req: HttpRequest,
+    state: State,
+    form: web::Form<SecondFactorForm>,
+) -> PageResult {
+    let form = form.into_inner();
+    let next = safe_return_path(form.next.as_deref()).unwrap_or_default();
+    let again = |status, error: &str| {
+        let (req, state, pending, next, error) = (
+            &req,
+            &state,
+            form.pending.clone(),
+            next.clone(),
+            error.to_string(),
+        );
+        async move {
+            let csrf = CsrfForm::issue(req, state).await?;
+            let page = SecondFactorPage {
+                csrf: &csrf.token,
+                pending: &pending,
+                next: &next,
+                error: Some(&error),
+            };
+            Ok::<_, crate::web::page::PageError>(csrf.attach(render(status, &page)))
+        }
+    };
+    if !csrf_ok(&req, &state, &form.csrf).await? {
+        return again(StatusCode::FORBIDDEN, CSRF_FAILED).await;
+    }
+    let client = client_info(&req, &state);
+    match state
+        .services
+        .complete_second_factor(&form.pending, &form.code, &client)
+        .await
+    {
+        Ok(signed_in) => {
+            state.metrics.signin("otp", "success");
+            start_session(&req, &state, signed_in, &next, client.ip.clone()).await
+        }
+        Err(e) if e.kind == crate::error::ErrorKind::Unauthenticated => {
+            state.metrics.signin("otp", "bad_credentials");
+            again(StatusCode::UNAUTHORIZED, e.public()).await
+        }
+        Err(e)
+            if e.kind == crate::error::ErrorKind::Internal
+                || e.kind == crate::error::ErrorKind::Unavailable =>
+        {
+            Err(e.into())
+        }
+        Err(e) => {
+            // Expired or locked: back to the start.
+            state.metrics.signin("otp", "throttled");
+            let view = LoginView {
+                status: status_for(e.kind),
+                next: &next,
+                username: "",
+                error: Some(e.public()),
+                notice: None,
+            };
             login_page(&req, &state, view).await
         }
     }

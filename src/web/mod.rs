@@ -9,6 +9,7 @@ mod oidc;
 mod ops;
 mod page;
 pub(crate) mod saml;
+mod security;
 
 pub use metrics::Metrics;
 pub use middleware::observe;
@@ -38,6 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/", web::get().to(login::root))
     .route("/login", web::get().to(login::show))
     .route("/login", web::post().to(login::submit))
+    .route("/login/second-factor", web::post().to(login::second_factor))
     .route("/logout", web::post().to(login::logout))
     .route("/account", web::get().to(account::show))
     .route("/account/password", web::get().to(account::password_form))
@@ -51,6 +53,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/static/{file}", web::get().to(ops::static_file))
     .configure(oidc::routes)
     .configure(saml::routes)
+    .configure(security::routes)
     .default_service(web::to(not_found));
 }
 

@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod ephemeral;
 mod login;
+mod mfa;
 pub mod oidc;
 mod ops;
 mod saml;

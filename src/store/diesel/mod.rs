@@ -6,6 +6,7 @@ mod audit;
 mod clients;
 mod grants;
 mod groups;
+mod mfa;
 mod saml;
 mod schema;
 mod sessions;

@@ -177,3 +177,8 @@ pub async fn redeem(srv: &TestServer, c: &NewClient, code: &str, verifier: &str)
     .await;
     (s, v)
 }
+
+/// The claims of a JWT, unverified (the tests verify signatures elsewhere).
+pub fn flow_payload(jwt: &str) -> serde_json::Value {
+    flow::decode_payload(jwt)
+}

@@ -1,0 +1,329 @@
+//! TOTP and recovery codes: enrollment, and the second step of sign-in.
+
+use super::auth::{ClientInfo, SignedIn, account_key};
+use super::{Actor, Services, record};
+use crate::crypto::password::{hash_password, verify_password};
+use crate::crypto::{random_token, sha256_hex};
+use crate::domain::{User, UserId};
+use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::login::{ThrottleDecision, human_wait};
+use crate::protocol::mfa::{
+    TotpEnrollment, check_totp, enrollment, new_recovery_codes, new_totp_secret,
+    normalise_recovery_code,
+};
+use crate::store::StoredTotp;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::time::Duration;
+
+const ENROLL_TTL: Duration = Duration::from_secs(15 * 60);
+const PENDING_TTL: Duration = Duration::from_secs(5 * 60);
+
+fn aad(user: &UserId) -> Vec<u8> {
+    format!("portcullis-totp:{user}").into_bytes()
+}
+
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    user_id: String,
+    must_change: bool,
+}
+
+fn pending_key(token: &str) -> String {
+    format!("mfa-pending:{}", sha256_hex(token.as_bytes()))
+}
+
+/// What the security page shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MfaStatus {
+    pub totp: bool,
+    pub recovery_codes_left: usize,
+}
+
+impl Services {
+    pub async fn has_totp(&self, user: &User) -> Result<bool> {
+        let id = user.id.clone();
+        Ok(self.db(move |r| r.totp(&id)).await?.is_some())
+    }
+
+    pub async fn mfa_status(&self, user: &User) -> Result<MfaStatus> {
+        let id = user.id.clone();
+        let (totp, codes) = self
+            .db(move |r| Ok((r.totp(&id)?, r.recovery_codes(&id)?)))
+            .await?;
+        Ok(MfaStatus {
+            totp: totp.is_some(),
+            recovery_codes_left: codes.iter().filter(|c| !c.used).count(),
+        })
+    }
+
+    /// A new secret to show as a QR code; it counts only once confirmed.
+    pub async fn start_totp_enrollment(&self, user: &User) -> Result<TotpEnrollment> {
+        let secret = new_totp_secret();
+        let sealed = self.keys.seal(&secret, &aad(&user.id));
+        self.ephemeral
+            .put_ttl(
+                &format!("totp-enroll:{}", user.id),
+                sealed.as_bytes(),
+                ENROLL_TTL,
+            )
+            .await?;
+        enrollment(&secret, user.username.as_str()).map_err(Error::internal)
+    }
+
+    /// Confirms enrollment with a first code. Returns fresh recovery codes
+    /// when the user had none (shown once).
+    pub async fn confirm_totp(
+        &self,
+        user: &User,
+        code: &str,
+        ip: Option<String>,
+    ) -> Result<Vec<String>> {
+        let key = format!("totp-enroll:{}", user.id);
+        let sealed = self
+            .ephemeral
+            .get(&key)
+            .await?
+            .ok_or_else(|| Error::invalid("The set-up has expired; start again."))?;
+        let sealed = String::from_utf8_lossy(&sealed).to_string();
+        let secret = self.keys.open(&sealed, &aad(&user.id))?;
+        let now = self.now();
+        let step = check_totp(&secret, code, now.timestamp() as u64, 0).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unauthenticated,
+                "That code is not right. Check the time on your device and try again.",
+            )
+        })?;
+        self.ephemeral.delete(&key).await?;
+        let has_codes = {
+            let id = user.id.clone();
+            !self.db(move |r| r.recovery_codes(&id)).await?.is_empty()
+        };
+        let (codes, hashes) = if has_codes {
+            (vec![], vec![])
+        } else {
+            self.hashed_recovery_codes().await?
+        };
+        let (id, actor) = (user.id.clone(), Actor::user(user.username.as_str(), ip));
+        self.db(move |r| {
+            r.set_totp(
+                &id,
+                &StoredTotp {
+                    sealed_secret: sealed.clone(),
+                    created_at: now,
+                    last_step: step,
+                },
+            )?;
+            if !hashes.is_empty() {
+                r.replace_recovery_codes(&id, &hashes, now)?;
+            }
+            record(
+                r,
+                now,
+                &actor,
+                "mfa.totp_enroll",
+                actor.name.as_str(),
+                json!({}),
+            )
+        })
+        .await?;
+        Ok(codes)
+    }
+
+    pub async fn remove_totp(&self, user: &User, ip: Option<String>) -> Result<()> {
+        let (id, actor, now) = (
+            user.id.clone(),
+            Actor::user(user.username.as_str(), ip),
+            self.now(),
+        );
+        self.db(move |r| {
+            r.delete_totp(&id)?;
+            r.replace_recovery_codes(&id, &[], now)?;
+            record(
+                r,
+                now,
+                &actor,
+                "mfa.totp_remove",
+                actor.name.as_str(),
+                json!({}),
+            )
+        })
+        .await
+    }
+
+    async fn hashed_recovery_codes(&self) -> Result<(Vec<String>, Vec<String>)> {
+        let codes = new_recovery_codes();
+        let plain: Vec<String> = codes.iter().map(|c| normalise_recovery_code(c)).collect();
+        let hashes = Self::cpu(move || {
+            plain
+                .iter()
+                .map(|c| hash_password(c))
+                .collect::<std::result::Result<Vec<_>, _>>()
+        })
+        .await?
+        .map_err(Error::internal)?;
+        Ok((codes, hashes))
+    }
+
+    /// Ten new recovery codes; the old ones stop working.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        user: &User,
+        ip: Option<String>,
+    ) -> Result<Vec<String>> {
+        let (codes, hashes) = self.hashed_recovery_codes().await?;
+        let (id, actor, now) = (
+            user.id.clone(),
+            Actor::user(user.username.as_str(), ip),
+            self.now(),
+        );
+        self.db(move |r| {
+            r.replace_recovery_codes(&id, &hashes, now)?;
+            record(
+                r,
+                now,
+                &actor,
+                "mfa.recovery_regenerate",
+                actor.name.as_str(),
+                json!({}),
+            )
+        })
+        .await?;
+        Ok(codes)
+    }
+
+    pub(super) async fn start_second_factor(
+        &self,
+        user: &User,
+        must_change: bool,
+    ) -> Result<String> {
+        let token = random_token();
+        let p = serde_json::to_vec(&Pending {
+            user_id: user.id.to_string(),
+            must_change,
+        })
+        .map_err(|e| Error::internal(e.to_string()))?;
+        self.ephemeral
+            .put_ttl(&pending_key(&token), &p, PENDING_TTL)
+            .await?;
+        Ok(token)
+    }
+
+    /// Checks a TOTP or recovery code for a user who passed the password
+    /// step; a wrong code counts as a failed sign-in.
+    pub async fn complete_second_factor(
+        &self,
+        pending: &str,
+        code: &str,
+        client: &ClientInfo,
+    ) -> Result<SignedIn> {
+        let expired = || Error::invalid("This sign-in has expired. Please sign in again.");
+        let bytes = self
+            .ephemeral
+            .get(&pending_key(pending))
+            .await?
+            .ok_or_else(expired)?;
+        let p: Pending = serde_json::from_slice(&bytes).map_err(|_| expired())?;
+        let uid = UserId::from_stored(p.user_id.clone());
+        let id = uid.clone();
+        let user = self
+            .db(move |r| r.user_by_id(&id))
+            .await?
+            .filter(User::is_active)
+            .ok_or_else(expired)?;
+        let name = user.username.to_string();
+        let ip = client.ip.clone().unwrap_or_else(|| "unknown".into());
+        if let ThrottleDecision::Locked { retry_after } = self.throttle_decision(&name, &ip).await?
+        {
+            self.ephemeral.delete(&pending_key(pending)).await?;
+            return Err(Error::new(
+                ErrorKind::Throttled,
+                format!(
+                    "Too many failed sign-in attempts. Try again in {}.",
+                    human_wait(retry_after)
+                ),
+            ));
+        }
+        let method = self.check_factor(&user, code).await?;
+        let actor = Actor::user(&name, client.ip.clone());
+        let Some(method) = method else {
+            self.count_failure(&name, &ip).await?;
+            let (a, n, now) = (actor.clone(), name.clone(), self.now());
+            self.db(move |r| record(r, now, &a, "login.failure", &n, json!({"method": "otp"})))
+                .await?;
+            return Err(Error::new(
+                ErrorKind::Unauthenticated,
+                "That code is not right.",
+            ));
+        };
+        if self.ephemeral.take(&pending_key(pending)).await?.is_none() {
+            return Err(expired());
+        }
+        self.ephemeral.delete(&account_key(&name)).await?;
+        let token = self
+            .open_session(
+                &user,
+                vec!["pwd".into(), method.into(), "mfa".into()],
+                client,
+                &actor,
+            )
+            .await?;
+        Ok(SignedIn {
+            token,
+            user,
+            must_change_password: p.must_change,
+        })
+    }
+
+    /// `Some("otp")` when `code` is a valid TOTP or an unspent recovery code.
+    async fn check_factor(&self, user: &User, code: &str) -> Result<Option<&'static str>> {
+        let id = user.id.clone();
+        let (totp, codes) = self
+            .db(move |r| Ok((r.totp(&id)?, r.recovery_codes(&id)?)))
+            .await?;
+        let now = self.now();
+        if let Some(t) = totp {
+            let secret = self.keys.open(&t.sealed_secret, &aad(&user.id))?;
+            if let Some(step) = check_totp(&secret, code, now.timestamp() as u64, t.last_step) {
+                let id = user.id.clone();
+                if self.db(move |r| r.advance_totp_step(&id, step)).await? {
+                    return Ok(Some("otp"));
+                }
+                return Ok(None);
+            }
+        }
+        let normal = normalise_recovery_code(code);
+        if normal.len() != 12 {
+            return Ok(None);
+        }
+        let candidates: Vec<(String, String)> = codes
+            .into_iter()
+            .filter(|c| !c.used)
+            .map(|c| (c.id, c.code_hash))
+            .collect();
+        let found = Self::cpu(move || {
+            candidates
+                .into_iter()
+                .find(|(_, h)| verify_password(&normal, h))
+                .map(|(id, _)| id)
+        })
+        .await?;
+        let Some(code_id) = found else {
+            return Ok(None);
+        };
+        let (actor, n) = (
+            Actor::user(user.username.as_str(), None),
+            user.username.to_string(),
+        );
+        let spent = self
+            .db(move |r| {
+                let ok = r.spend_recovery_code(&code_id, now)?;
+                if ok {
+                    record(r, now, &actor, "mfa.recovery_used", &n, json!({}))?;
+                }
+                Ok(ok)
+            })
+            .await?;
+        Ok(spent.then_some("otp"))
+    }
+}

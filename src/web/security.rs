@@ -1,0 +1,180 @@
+//! The account's security page: TOTP and recovery codes.
+
+use super::State;
+use super::login::CsrfOnly;
+use super::page::{
+    CSRF_FAILED, CsrfForm, PageResult, client_info, csrf_ok, error_page, render, see_other,
+    signed_in, status_for,
+};
+use crate::domain::User;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/account/security", web::get().to(show))
+        .route("/account/security/totp", web::post().to(start_totp))
+        .route(
+            "/account/security/totp/confirm",
+            web::post().to(confirm_totp),
+        )
+        .route("/account/security/totp/remove", web::post().to(remove_totp))
+        .route("/account/security/recovery", web::post().to(regenerate));
+}
+
+#[derive(Template)]
+#[template(path = "security.html")]
+struct SecurityPage<'a> {
+    csrf: &'a str,
+    totp: bool,
+    recovery_left: usize,
+    notice: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "totp_enroll.html")]
+struct EnrollPage<'a> {
+    csrf: &'a str,
+    qr: &'a str,
+    secret: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+struct CodesPage<'a> {
+    codes: &'a [String],
+}
+
+/// The signed-in user, or the response that sends them to sign in.
+async fn user(
+    req: &HttpRequest,
+    state: &State,
+) -> Result<Result<User, HttpResponse>, super::page::PageError> {
+    Ok(match signed_in(req, state).await? {
+        Some((_, u)) => Ok(u),
+        None => Err(see_other("/login?next=/account/security")),
+    })
+}
+
+async fn page(req: &HttpRequest, state: &State, u: &User, notice: Option<&str>) -> PageResult {
+    let status = state.services.mfa_status(u).await?;
+    let csrf = CsrfForm::issue(req, state).await?;
+    let p = SecurityPage {
+        csrf: &csrf.token,
+        totp: status.totp,
+        recovery_left: status.recovery_codes_left,
+        notice,
+    };
+    Ok(csrf.attach(render(StatusCode::OK, &p)))
+}
+
+pub async fn show(req: HttpRequest, state: State) -> PageResult {
+    let u = match user(&req, &state).await? {
+        Ok(u) => u,
+        Err(r) => return Ok(r),
+    };
+    page(&req, &state, &u, None).await
+}
+
+async fn checked(
+    req: &HttpRequest,
+    state: &State,
+    csrf: &str,
+) -> Result<Result<User, HttpResponse>, super::page::PageError> {
+    if !csrf_ok(req, state, csrf).await? {
+        return Ok(Err(error_page(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            CSRF_FAILED,
+        )));
+    }
+    user(req, state).await
+}
+
+async fn enroll_page(
+    req: &HttpRequest,
+    state: &State,
+    u: &User,
+    error: Option<&str>,
+) -> PageResult {
+    let e = state.services.start_totp_enrollment(u).await?;
+    let csrf = CsrfForm::issue(req, state).await?;
+    let qr = format!("data:image/png;base64,{}", e.qr_png_base64);
+    let p = EnrollPage {
+        csrf: &csrf.token,
+        qr: &qr,
+        secret: &e.secret_base32,
+        error,
+    };
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok(csrf.attach(render(status, &p)))
+}
+
+pub async fn start_totp(req: HttpRequest, state: State, form: web::Form<CsrfOnly>) -> PageResult {
+    match checked(&req, &state, &form.csrf).await? {
+        Ok(u) => enroll_page(&req, &state, &u, None).await,
+        Err(r) => Ok(r),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+}
+
+pub async fn confirm_totp(req: HttpRequest, state: State, form: web::Form<CodeForm>) -> PageResult {
+    let u = match checked(&req, &state, &form.csrf).await? {
+        Ok(u) => u,
+        Err(r) => return Ok(r),
+    };
+    let ip = client_info(&req, &state).ip;
+    match state.services.confirm_totp(&u, &form.code, ip).await {
+        Ok(codes) if codes.is_empty() => {
+            page(&req, &state, &u, Some("Your authenticator app is set up.")).await
+        }
+        Ok(codes) => Ok(render(StatusCode::OK, &CodesPage { codes: &codes })),
+        Err(e) if e.kind == crate::error::ErrorKind::Unauthenticated => {
+            enroll_page(&req, &state, &u, Some(e.public())).await
+        }
+        Err(e) => Ok(error_page(status_for(e.kind), "Set-up failed", e.public())),
+    }
+}
+
+pub async fn remove_totp(req: HttpRequest, state: State, form: web::Form<CsrfOnly>) -> PageResult {
+    let u = match checked(&req, &state, &form.csrf).await? {
+        Ok(u) => u,
+        Err(r) => return Ok(r),
+    };
+    state
+        .services
+        .remove_totp(&u, client_info(&req, &state).ip)
+        .await?;
+    page(
+        &req,
+        &state,
+        &u,
+        Some("The authenticator app and your recovery codes were removed."),
+    )
+    .await
+}
+
+pub async fn regenerate(req: HttpRequest, state: State, form: web::Form<CsrfOnly>) -> PageResult {
+    let u = match checked(&req, &state, &form.csrf).await? {
+        Ok(u) => u,
+        Err(r) => return Ok(r),
+    };
+    let codes = state
+        .services
+        .regenerate_recovery_codes(&u, client_info(&req, &state).ip)
+        .await?;
+    Ok(render(StatusCode::OK, &CodesPage { codes: &codes }))
+}
