@@ -222,3 +222,114 @@ async fn id_tokens_say_how_the_user_signed_in() {
     assert_eq!(claims["acr"], "urn:portcullis:acr:mfa");
     assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
 }
+
+/// Completes a sign-in page flow that asks for password and then a code.
+async fn reauth(b: &Browser, login_loc: &str, code: &str) -> crate::common::Page {
+    let form = b.get(login_loc).await;
+    assert!(form.body.contains("sign in again"), "{}", form.body);
+    let next = field_value(&form.body, "next").unwrap();
+    let step = b
+        .post(
+            "/login",
+            &[
+                ("username", "nia"),
+                ("password", PASSWORD),
+                ("csrf", &form.csrf()),
+                ("next", &next),
+            ],
+        )
+        .await;
+    let pending = field_value(&step.body, "pending").expect("the second-factor form");
+    let done = b
+        .post(
+            "/login/second-factor",
+            &[
+                ("csrf", &step.csrf()),
+                ("pending", &pending),
+                ("code", code),
+                ("next", &next),
+            ],
+        )
+        .await;
+    b.get(done.location.as_deref().unwrap()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acr_values_and_requested_authn_context_trigger_step_up() {
+    let srv = TestServer::start_now(Backend::Embedded).await;
+    srv.user("nia").await;
+    let b = srv.browser();
+    b.login("nia", PASSWORD).await;
+    // This session was opened with a password only; a second factor comes after.
+    let (secret, _) = enroll(&srv, &b).await;
+
+    // OIDC: acr_values asks for MFA.
+    let c = crate::oidc::client(&srv, crate::oidc::draft("stepup")).await;
+    let url = crate::oidc::authorize_url(&srv, &c, &[("acr_values", "urn:portcullis:acr:mfa")]);
+    let page = b.get_url(&url).await;
+    let loc = page.location.unwrap();
+    assert!(
+        loc.starts_with("/login") && loc.contains("reauth=1"),
+        "{loc}"
+    );
+    srv.clock.advance(chrono::Duration::seconds(30));
+    let back = reauth(&b, &loc, &code_at(&secret, &srv)).await;
+    let code = crate::oidc::param(back.location.as_deref().unwrap(), "code").unwrap();
+    let (_, t) = crate::oidc::redeem(&srv, &c, &code, crate::oidc::VERIFIER).await;
+    assert_eq!(
+        crate::oidc::flow_payload(t["id_token"].as_str().unwrap())["acr"],
+        "urn:portcullis:acr:mfa"
+    );
+    // Now strong enough: no more prompting.
+    let again = b.get_url(&url).await;
+    assert!(crate::oidc::param(again.location.as_deref().unwrap(), "code").is_some());
+
+    // SAML: RequestedAuthnContext asks for MFA, from a password-only session.
+    crate::saml::register_sp(&srv, portcullis::domain::NameIdFormat::Persistent).await;
+    srv.user("oz").await;
+    let weak = srv.browser();
+    weak.login("oz", PASSWORD).await;
+    let xml = crate::saml::authn_request(&srv, "_ctx", "").replace(
+        "</samlp:AuthnRequest>",
+        "<samlp:RequestedAuthnContext Comparison=\"minimum\"><saml:AuthnContextClassRef>urn:portcullis:acr:mfa</saml:AuthnContextClassRef></samlp:RequestedAuthnContext></samlp:AuthnRequest>",
+    );
+    let page = weak
+        .get_url(&crate::saml::redirect_url(&srv, &xml, ""))
+        .await;
+    let loc = page.location.unwrap();
+    assert!(loc.contains("reauth=1"), "{loc}");
+    // oz has no second factor: after signing in again the SP hears NoAuthnContext.
+    let form = weak.get(&loc).await;
+    let next = field_value(&form.body, "next").unwrap();
+    let done = weak
+        .post(
+            "/login",
+            &[
+                ("username", "oz"),
+                ("password", PASSWORD),
+                ("csrf", &form.csrf()),
+                ("next", &next),
+            ],
+        )
+        .await;
+    let page = weak.get(done.location.as_deref().unwrap()).await;
+    let resp = crate::saml::decode(&field_value(&page.body, "SAMLResponse").unwrap());
+    assert!(
+        resp.contains("urn:oasis:names:tc:SAML:2.0:status:NoAuthnContext"),
+        "{resp}"
+    );
+
+    // nia's session is MFA now: her assertion says so.
+    let xml = crate::saml::authn_request(&srv, "_ctx2", "").replace(
+        "</samlp:AuthnRequest>",
+        "<samlp:RequestedAuthnContext Comparison=\"minimum\"><saml:AuthnContextClassRef>urn:portcullis:acr:mfa</saml:AuthnContextClassRef></samlp:RequestedAuthnContext></samlp:AuthnRequest>",
+    );
+    let page = b.get_url(&crate::saml::redirect_url(&srv, &xml, "")).await;
+    let resp = crate::saml::decode(&field_value(&page.body, "SAMLResponse").unwrap());
+    assert!(
+        resp.contains(
+            "<saml:AuthnContextClassRef>urn:portcullis:acr:mfa</saml:AuthnContextClassRef>"
+        ),
+        "{resp}"
+    );
+}

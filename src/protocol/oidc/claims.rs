@@ -28,6 +28,31 @@ pub fn acr_for(amr: &[String]) -> &'static str {
     }
 }
 
+/// How strong an authentication context is; 0 for values we do not know.
+/// SAML's PasswordProtectedTransport counts as a password.
+pub fn acr_rank(acr: &str) -> u8 {
+    match acr {
+        ACR_PASSWORD
+        | "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
+        | "urn:oasis:names:tc:SAML:2.0:ac:classes:Password" => 1,
+        ACR_MFA => 2,
+        ACR_PHISHING_RESISTANT => 3,
+        _ => 0,
+    }
+}
+
+/// Whether a session with these methods is weaker than every context the
+/// request asked for (`acr_values`, RequestedAuthnContext): then the user
+/// must sign in again, more strongly. Unknown values ask for nothing.
+pub fn needs_step_up(requested: &[String], amr: &[String]) -> bool {
+    let wanted = requested
+        .iter()
+        .map(|r| acr_rank(r))
+        .filter(|r| *r > 0)
+        .min();
+    wanted.is_some_and(|w| acr_rank(acr_for(amr)) < w)
+}
+
 /// The public session identifier (`sid`) for a stored session digest: stable
 /// per session, and useless for taking the session over.
 pub fn sid_for(session_digest: &str) -> String {
@@ -119,6 +144,21 @@ mod tests {
         assert_eq!(acr_for(&["pwd".into()]), ACR_PASSWORD);
         assert_eq!(acr_for(&["pwd".into(), "otp".into()]), ACR_MFA);
         assert_eq!(acr_for(&["hwk".into()]), ACR_PHISHING_RESISTANT);
+    }
+
+    #[test]
+    fn step_up_when_every_requested_context_is_stronger() {
+        let pwd = vec!["pwd".to_string()];
+        let mfa = vec!["pwd".to_string(), "otp".to_string(), "mfa".to_string()];
+        assert!(needs_step_up(&[ACR_MFA.into()], &pwd));
+        assert!(!needs_step_up(&[ACR_MFA.into()], &mfa));
+        assert!(
+            !needs_step_up(&[ACR_PASSWORD.into(), ACR_MFA.into()], &pwd),
+            "any listed value will do"
+        );
+        assert!(needs_step_up(&[ACR_PHISHING_RESISTANT.into()], &mfa));
+        assert!(!needs_step_up(&["urn:unknown".into()], &pwd));
+        assert!(!needs_step_up(&[], &pwd));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::oidc::authorize::{
     AuthorizeError, AuthorizeParams, AuthorizeRequest, ResponseMode, validate,
 };
-use crate::protocol::oidc::claims::acr_for;
+use crate::protocol::oidc::claims::{acr_for, needs_step_up};
 use crate::service::{Actor, Services, record};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -149,7 +149,8 @@ impl Services {
                 let too_old = request
                     .max_age
                     .is_some_and(|m| now - s.auth_time.timestamp() > m);
-                (request.prompt.login || too_old).then(|| s.id_digest.clone())
+                let weaker = needs_step_up(&request.acr_values, &s.amr);
+                (request.prompt.login || too_old || weaker).then(|| s.id_digest.clone())
             }
             None => None,
         };

@@ -3,10 +3,12 @@
 use crate::crypto::sha256_hex;
 use crate::domain::{Binding, ServiceProvider, Session, User};
 use crate::error::{Error, Result};
+use crate::protocol::oidc::claims::needs_step_up;
 use crate::protocol::saml::metadata::IdpUrls;
 use crate::protocol::saml::request::{self, requested_classes};
 use crate::protocol::saml::response::{
-    STATUS_NO_PASSIVE, STATUS_REQUEST_DENIED, STATUS_REQUESTER, STATUS_RESPONDER, Status,
+    STATUS_NO_AUTHN_CONTEXT, STATUS_NO_PASSIVE, STATUS_REQUEST_DENIED, STATUS_REQUESTER,
+    STATUS_RESPONDER, Status,
 };
 use crate::service::Services;
 use base64::Engine;
@@ -334,6 +336,28 @@ impl Services {
                 reauth: t.stale_session.is_some(),
             });
         };
+        if needs_step_up(&t.requested_classes, &session.amr) {
+            if t.stale_session.is_none() {
+                // RequestedAuthnContext asks for more than this session has:
+                // sign in again (with the second factor, where there is one).
+                t.stale_session = Some(session.id_digest.clone());
+                self.put_saml_tx(tx, &t).await?;
+                return Ok(SsoOutcome::Login {
+                    resume: format!("/saml/resume?tx={tx}"),
+                    reauth: true,
+                });
+            }
+            self.ephemeral.delete(&tx_key(tx)).await?;
+            let status = Status {
+                code: STATUS_RESPONDER,
+                sub_code: Some(STATUS_NO_AUTHN_CONTEXT),
+                message: Some("the requested authentication context cannot be met"),
+            };
+            return Ok(SsoOutcome::Post(
+                self.error_response(&t.acs_url, t.request_id.as_deref(), &status, t.relay_state)
+                    .await?,
+            ));
+        }
         if self.ephemeral.take(&tx_key(tx)).await?.is_none() {
             return Err(gone());
         }
