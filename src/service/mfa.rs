@@ -327,3 +327,63 @@ impl Services {
         Ok(spent.then_some("otp"))
     }
 }
+
+/// One of the user's sessions, as the security page lists it.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    /// The public session ID (`sid`), used to end it.
+    pub sid: String,
+    pub current: bool,
+    pub started: chrono::DateTime<chrono::Utc>,
+    pub last_seen: chrono::DateTime<chrono::Utc>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub methods: Vec<String>,
+}
+
+impl Services {
+    /// The user's live sessions, newest activity first.
+    pub async fn user_sessions(
+        &self,
+        user: &User,
+        current_digest: &str,
+    ) -> Result<Vec<SessionView>> {
+        let id = user.id.clone();
+        let now = self.now();
+        let sessions = self.db(move |r| r.sessions_of(&id)).await?;
+        Ok(sessions
+            .into_iter()
+            .filter(|s| s.expires_at > now)
+            .map(|s| SessionView {
+                sid: crate::protocol::oidc::claims::sid_for(&s.id_digest),
+                current: s.id_digest == current_digest,
+                started: s.auth_time,
+                last_seen: s.last_seen_at,
+                ip: s.ip,
+                user_agent: s.user_agent,
+                methods: s.amr,
+            })
+            .collect())
+    }
+
+    /// Ends one of the user's own sessions, named by its `sid`. Returns
+    /// whether it was found.
+    pub async fn end_user_session(
+        &self,
+        user: &User,
+        sid: &str,
+        ip: Option<String>,
+    ) -> Result<bool> {
+        let id = user.id.clone();
+        let sessions = self.db(move |r| r.sessions_of(&id)).await?;
+        let Some(s) = sessions
+            .into_iter()
+            .find(|s| crate::protocol::oidc::claims::sid_for(&s.id_digest) == sid)
+        else {
+            return Ok(false);
+        };
+        self.end_session(&s.id_digest, user, ip, "session.end")
+            .await?;
+        Ok(true)
+    }
+}

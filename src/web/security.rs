@@ -4,7 +4,7 @@ use super::State;
 use super::login::CsrfOnly;
 use super::page::{
     CSRF_FAILED, CsrfForm, PageResult, client_info, csrf_ok, error_page, render, see_other,
-    signed_in, status_for,
+    session_token, signed_in, status_for,
 };
 use crate::domain::User;
 use actix_web::http::StatusCode;
@@ -20,7 +20,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(confirm_totp),
         )
         .route("/account/security/totp/remove", web::post().to(remove_totp))
-        .route("/account/security/recovery", web::post().to(regenerate));
+        .route("/account/security/recovery", web::post().to(regenerate))
+        .route(
+            "/account/security/sessions/end",
+            web::post().to(end_session),
+        );
 }
 
 #[derive(Template)]
@@ -30,6 +34,17 @@ struct SecurityPage<'a> {
     totp: bool,
     recovery_left: usize,
     notice: Option<&'a str>,
+    sessions: Vec<SessionRow>,
+}
+
+struct SessionRow {
+    sid: String,
+    current: bool,
+    started: String,
+    last_seen: String,
+    from: String,
+    device: String,
+    methods: String,
 }
 
 #[derive(Template)]
@@ -60,12 +75,35 @@ async fn user(
 
 async fn page(req: &HttpRequest, state: &State, u: &User, notice: Option<&str>) -> PageResult {
     let status = state.services.mfa_status(u).await?;
+    let current = session_token(req, state)
+        .map(|t| crate::service::Services::session_digest(&t))
+        .unwrap_or_default();
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    let sessions = state
+        .services
+        .user_sessions(u, &current)
+        .await?
+        .into_iter()
+        .map(|s| SessionRow {
+            sid: s.sid,
+            current: s.current,
+            started: fmt(s.started),
+            last_seen: fmt(s.last_seen),
+            from: s.ip.unwrap_or_else(|| "unknown".into()),
+            device: s
+                .user_agent
+                .map(|a| a.chars().take(80).collect())
+                .unwrap_or_else(|| "unknown".into()),
+            methods: s.methods.join(", "),
+        })
+        .collect();
     let csrf = CsrfForm::issue(req, state).await?;
     let p = SecurityPage {
         csrf: &csrf.token,
         totp: status.totp,
         recovery_left: status.recovery_codes_left,
         notice,
+        sessions,
     };
     Ok(csrf.attach(render(StatusCode::OK, &p)))
 }
@@ -177,4 +215,33 @@ pub async fn regenerate(req: HttpRequest, state: State, form: web::Form<CsrfOnly
         .regenerate_recovery_codes(&u, client_info(&req, &state).ip)
         .await?;
     Ok(render(StatusCode::OK, &CodesPage { codes: &codes }))
+}
+
+#[derive(Deserialize)]
+pub struct EndForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    sid: String,
+}
+
+pub async fn end_session(req: HttpRequest, state: State, form: web::Form<EndForm>) -> PageResult {
+    let u = match checked(&req, &state, &form.csrf).await? {
+        Ok(u) => u,
+        Err(r) => return Ok(r),
+    };
+    let found = state
+        .services
+        .end_user_session(&u, &form.sid, client_info(&req, &state).ip)
+        .await?;
+    if signed_in(&req, &state).await?.is_none() {
+        // That was this browser's own session.
+        return Ok(see_other("/login?signed_out=1"));
+    }
+    let notice = if found {
+        "The session has ended."
+    } else {
+        "That session had already ended."
+    };
+    page(&req, &state, &u, Some(notice)).await
 }

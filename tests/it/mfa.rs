@@ -333,3 +333,49 @@ async fn acr_values_and_requested_authn_context_trigger_step_up() {
         "{resp}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_see_and_end_their_sessions() {
+    let srv = TestServer::start(Backend::Embedded).await;
+    srv.user("nia").await;
+    let laptop = srv.browser();
+    let phone = srv.browser();
+    laptop.login("nia", PASSWORD).await;
+    phone.login("nia", PASSWORD).await;
+    let page = laptop.get("/account/security").await;
+    assert_eq!(
+        page.body.matches("name=\"sid\"").count(),
+        2,
+        "{}",
+        page.body
+    );
+    assert_eq!(page.body.matches("this browser").count(), 1);
+    // The row without "this browser" is the phone's.
+    let rows: Vec<&str> = page.body.split("<tr>").skip(2).collect();
+    let phone_row = rows.iter().find(|r| !r.contains("this browser")).unwrap();
+    let sid = field_value(phone_row, "sid").unwrap();
+    let ended = laptop
+        .post(
+            "/account/security/sessions/end",
+            &[("csrf", &page.csrf()), ("sid", &sid)],
+        )
+        .await;
+    assert!(ended.body.contains("The session has ended."));
+    assert_eq!(
+        phone.get("/account").await.status,
+        303,
+        "the phone is signed out"
+    );
+    assert_eq!(laptop.get("/account").await.status, 200);
+
+    let page = laptop.get("/account/security").await;
+    let own = field_value(&page.body, "sid").unwrap();
+    let out = laptop
+        .post(
+            "/account/security/sessions/end",
+            &[("csrf", &page.csrf()), ("sid", &own)],
+        )
+        .await;
+    assert_eq!(out.location.as_deref(), Some("/login?signed_out=1"));
+    assert_eq!(laptop.get("/account").await.status, 303);
+}
