@@ -187,6 +187,9 @@ pub struct LoginSettings {
     #[serde(with = "humantime_serde")]
     pub lockout: Duration,
     pub password_min_length: usize,
+    /// The weakest sign-in any application accepts: `pwd` (default), `mfa`
+    /// or `phr`. Clients and SPs can ask for more.
+    pub required_acr: String,
 }
 
 impl Default for LoginSettings {
@@ -196,6 +199,7 @@ impl Default for LoginSettings {
             max_failures_per_ip: 50,
             lockout: Duration::from_secs(15 * 60),
             password_min_length: 10,
+            required_acr: "pwd".into(),
         }
     }
 }
@@ -406,6 +410,9 @@ impl Settings {
                 "login.max_failures_per_account",
                 "failure limits must be at least 1",
             ));
+        }
+        if crate::protocol::oidc::claims::parse_acr_level(&self.login.required_acr).is_none() {
+            return Err(key_error("login.required_acr", "must be pwd, mfa or phr"));
         }
         if self.login.password_min_length < 8 {
             return Err(key_error("login.password_min_length", "must be at least 8"));

@@ -92,6 +92,9 @@ pub struct AddClient {
     refresh_token_ttl: Option<Duration>,
     #[arg(long)]
     json: bool,
+    /// The weakest sign-in the client accepts: pwd, mfa or phr.
+    #[arg(long)]
+    require: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -147,6 +150,7 @@ pub async fn client(settings: Settings, cmd: ClientCommand) -> Result<()> {
                 access_token_ttl,
                 id_token_ttl,
                 refresh_token_ttl,
+                require,
                 json,
             } = *add;
             let auth_method = match (public, auth_method.as_deref()) {
@@ -209,6 +213,7 @@ pub async fn client(settings: Settings, cmd: ClientCommand) -> Result<()> {
                 access_token_ttl: secs(access_token_ttl),
                 id_token_ttl: secs(id_token_ttl),
                 refresh_token_ttl: secs(refresh_token_ttl),
+                required_acr: require,
             };
             let created = svc.create_client(&actor, draft, opts).await?;
             if json {

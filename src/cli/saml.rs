@@ -36,6 +36,9 @@ pub struct AddSp {
     /// Refuse unsigned AuthnRequests from this SP.
     #[arg(long = "require-signed-requests")]
     require_signed_requests: bool,
+    /// The weakest sign-in the SP accepts: pwd, mfa or phr.
+    #[arg(long)]
+    require: Option<String>,
     /// What to sign: both (default), response or assertion.
     #[arg(long, default_value = "both")]
     sign: String,
@@ -119,6 +122,7 @@ async fn add(settings: Settings, a: AddSp) -> Result<()> {
         want_authn_requests_signed: a.require_signed_requests.then_some(true),
         sign_response,
         sign_assertion,
+        required_acr: a.require,
     };
     let svc = services(settings).await?;
     let sp = svc.add_sp(&Actor::cli(), input).await?;

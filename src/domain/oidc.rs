@@ -128,6 +128,8 @@ pub struct Client {
     /// that registered themselves.
     #[serde(skip)]
     pub registration_token_hash: Option<String>,
+    /// The weakest `acr` a user may sign in to this client with.
+    pub required_acr: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -104,6 +104,8 @@ pub struct ServiceProvider {
     pub attributes: Vec<AttributeMapping>,
     pub sign_response: bool,
     pub sign_assertion: bool,
+    /// The weakest `acr` a user may sign in to this SP with.
+    pub required_acr: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

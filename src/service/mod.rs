@@ -93,6 +93,18 @@ impl Services {
     }
 }
 
+impl Services {
+    /// The level an application demands: the stronger of the global
+    /// `login.required_acr` and the application's own. `None` when a
+    /// password is enough.
+    pub fn required_acr<'a>(&'a self, app: Option<&'a str>) -> Option<&'a str> {
+        let global =
+            crate::protocol::oidc::claims::parse_acr_level(&self.settings.login.required_acr);
+        crate::protocol::oidc::claims::strongest(global.into_iter().chain(app))
+            .filter(|l| crate::protocol::oidc::claims::acr_rank(l) > 1)
+    }
+}
+
 /// Appends one event to the audit chain inside the caller's transaction.
 pub fn record(
     repo: &mut dyn Repo,

@@ -9,6 +9,7 @@ mod login;
 mod mfa;
 pub mod oidc;
 mod ops;
+mod policy;
 mod saml;
 mod saml_signed;
 mod saml_slo;

@@ -283,6 +283,7 @@ mod tests {
             backchannel_logout_uri: None,
             jwks: None,
             registration_token_hash: None,
+            required_acr: None,
             created_at: now,
             updated_at: now,
         }

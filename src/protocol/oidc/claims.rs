@@ -41,6 +41,21 @@ pub fn acr_rank(acr: &str) -> u8 {
     }
 }
 
+/// Reads a required level as configured: `pwd`, `mfa`, `phr` or a full URN.
+pub fn parse_acr_level(s: &str) -> Option<&'static str> {
+    match s.trim() {
+        "pwd" | ACR_PASSWORD => Some(ACR_PASSWORD),
+        "mfa" | ACR_MFA => Some(ACR_MFA),
+        "phr" | ACR_PHISHING_RESISTANT => Some(ACR_PHISHING_RESISTANT),
+        _ => None,
+    }
+}
+
+/// The strongest of several required levels.
+pub fn strongest<'a>(levels: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    levels.into_iter().max_by_key(|l| acr_rank(l))
+}
+
 /// Whether a session with these methods is weaker than every context the
 /// request asked for (`acr_values`, RequestedAuthnContext): then the user
 /// must sign in again, more strongly. Unknown values ask for nothing.

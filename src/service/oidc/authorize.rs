@@ -149,7 +149,10 @@ impl Services {
                 let too_old = request
                     .max_age
                     .is_some_and(|m| now - s.auth_time.timestamp() > m);
-                let weaker = needs_step_up(&request.acr_values, &s.amr);
+                let required =
+                    self.required_acr(client.as_ref().and_then(|c| c.required_acr.as_deref()));
+                let weaker = needs_step_up(&request.acr_values, &s.amr)
+                    || required.is_some_and(|l| needs_step_up(&[l.to_string()], &s.amr));
                 (request.prompt.login || too_old || weaker).then(|| s.id_digest.clone())
             }
             None => None,
@@ -204,6 +207,15 @@ impl Services {
             return Ok(login(t.stale_session.is_some()));
         };
         let client = self.need_client(&r.client_id).await?;
+        if let Some(level) = self.required_acr(client.required_acr.as_deref())
+            && needs_step_up(&[level.to_string()], &session.amr)
+        {
+            let why = format!(
+                "{} requires signing in with {level}; set up an authenticator app on your account's security page",
+                client.name
+            );
+            return self.finish_with_error(tx, r, "access_denied", &why).await;
+        }
         if client.consent_required && !t.consented {
             let (uid, cid) = (user.id.clone(), client.client_id.clone());
             let granted = self

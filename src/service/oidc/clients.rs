@@ -17,6 +17,8 @@ pub struct ClientOptions {
     pub access_token_ttl: Option<i64>,
     pub id_token_ttl: Option<i64>,
     pub refresh_token_ttl: Option<i64>,
+    /// `pwd`, `mfa` or `phr`: the weakest sign-in this client accepts.
+    pub required_acr: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -27,6 +29,7 @@ impl Default for ClientOptions {
             access_token_ttl: None,
             id_token_ttl: None,
             refresh_token_ttl: None,
+            required_acr: None,
         }
     }
 }
@@ -102,6 +105,18 @@ impl Services {
             backchannel_logout_uri: draft.backchannel_logout_uri,
             jwks: draft.jwks,
             registration_token_hash: None,
+            required_acr: match &opts.required_acr {
+                None => None,
+                Some(l) => Some(
+                    crate::protocol::oidc::claims::parse_acr_level(l)
+                        .ok_or_else(|| {
+                            Error::invalid(format!(
+                                "unknown required level {l}; use pwd, mfa or phr"
+                            ))
+                        })?
+                        .to_string(),
+                ),
+            },
             created_at: now,
             updated_at: now,
         };

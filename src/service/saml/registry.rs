@@ -29,6 +29,8 @@ pub struct SpInput {
     pub want_authn_requests_signed: Option<bool>,
     pub sign_response: bool,
     pub sign_assertion: bool,
+    /// `pwd`, `mfa` or `phr`: the weakest sign-in this SP accepts.
+    pub required_acr: Option<String>,
 }
 
 pub fn default_attributes() -> Vec<AttributeMapping> {
@@ -183,6 +185,18 @@ impl Services {
             attributes,
             sign_response: input.sign_response,
             sign_assertion: input.sign_assertion,
+            required_acr: match &input.required_acr {
+                None => None,
+                Some(l) => Some(
+                    crate::protocol::oidc::claims::parse_acr_level(l)
+                        .ok_or_else(|| {
+                            Error::invalid(format!(
+                                "unknown required level {l}; use pwd, mfa or phr"
+                            ))
+                        })?
+                        .to_string(),
+                ),
+            },
             created_at: now,
             updated_at: now,
         };

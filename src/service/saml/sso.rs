@@ -336,6 +336,33 @@ impl Services {
                 reauth: t.stale_session.is_some(),
             });
         };
+        let sp = self
+            .sp(&t.sp)
+            .await?
+            .ok_or_else(|| Error::not_found("the service provider was removed"))?;
+        if let Some(level) = self.required_acr(sp.required_acr.as_deref())
+            && needs_step_up(&[level.to_string()], &session.amr)
+        {
+            if t.stale_session.is_none() {
+                t.stale_session = Some(session.id_digest.clone());
+                self.put_saml_tx(tx, &t).await?;
+                return Ok(SsoOutcome::Login {
+                    resume: format!("/saml/resume?tx={tx}"),
+                    reauth: true,
+                });
+            }
+            self.ephemeral.delete(&tx_key(tx)).await?;
+            let msg = format!("{} requires signing in with {level}", sp.name);
+            let status = Status {
+                code: STATUS_RESPONDER,
+                sub_code: Some(STATUS_REQUEST_DENIED),
+                message: Some(&msg),
+            };
+            return Ok(SsoOutcome::Post(
+                self.error_response(&t.acs_url, t.request_id.as_deref(), &status, t.relay_state)
+                    .await?,
+            ));
+        }
         if needs_step_up(&t.requested_classes, &session.amr) {
             if t.stale_session.is_none() {
                 // RequestedAuthnContext asks for more than this session has:
@@ -361,10 +388,7 @@ impl Services {
         if self.ephemeral.take(&tx_key(tx)).await?.is_none() {
             return Err(gone());
         }
-        let sp = self
-            .sp(&t.sp)
-            .await?
-            .ok_or_else(|| Error::not_found("the service provider was removed"))?;
+
         let post = self.assertion_response(&sp, &t, &session, &user).await?;
         Ok(SsoOutcome::Post(post))
     }

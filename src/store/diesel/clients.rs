@@ -30,6 +30,7 @@ struct ClientRow {
     registration_token_hash: Option<String>,
     created_at: i64,
     updated_at: i64,
+    required_acr: Option<String>,
 }
 
 pub(super) fn to_json<T: serde::Serialize>(v: &T) -> String {
@@ -62,6 +63,7 @@ impl ClientRow {
             registration_token_hash: x.registration_token_hash.clone(),
             created_at: to_ts(x.created_at),
             updated_at: to_ts(x.updated_at),
+            required_acr: x.required_acr.clone(),
         }
     }
 
@@ -98,6 +100,7 @@ impl ClientRow {
             consent_required: self.consent_required,
             backchannel_logout_uri: self.backchannel_logout_uri,
             registration_token_hash: self.registration_token_hash,
+            required_acr: self.required_acr,
             created_at: from_ts(self.created_at),
             updated_at: from_ts(self.updated_at),
         })

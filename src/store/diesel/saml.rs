@@ -25,6 +25,7 @@ struct SpRow {
     sign_assertion: bool,
     created_at: i64,
     updated_at: i64,
+    required_acr: Option<String>,
 }
 
 fn binding_name(b: Binding) -> String {
@@ -59,6 +60,7 @@ impl SpRow {
             sign_assertion: x.sign_assertion,
             created_at: to_ts(x.created_at),
             updated_at: to_ts(x.updated_at),
+            required_acr: x.required_acr.clone(),
         }
     }
 
@@ -78,6 +80,7 @@ impl SpRow {
             want_authn_requests_signed: self.want_authn_requests_signed,
             sign_response: self.sign_response,
             sign_assertion: self.sign_assertion,
+            required_acr: self.required_acr,
             created_at: from_ts(self.created_at),
             updated_at: from_ts(self.updated_at),
         })

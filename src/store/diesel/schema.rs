@@ -141,6 +141,7 @@ diesel::table! {
         registration_token_hash -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        required_acr -> Nullable<Text>,
     }
 }
 
@@ -211,6 +212,7 @@ diesel::table! {
         sign_assertion -> Bool,
         created_at -> BigInt,
         updated_at -> BigInt,
+        required_acr -> Nullable<Text>,
     }
 }
 

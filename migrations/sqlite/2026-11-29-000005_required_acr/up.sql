@@ -1,0 +1,2 @@
+ALTER TABLE clients ADD COLUMN required_acr TEXT;
+ALTER TABLE service_providers ADD COLUMN required_acr TEXT;
