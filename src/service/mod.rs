@@ -105,6 +105,19 @@ impl Services {
     }
 }
 
+/// Checks a `pwd` / `mfa` / `phr` setting of a client or SP and stores it
+/// as the full `acr` URN.
+pub fn required_level(level: &Option<String>) -> Result<Option<String>> {
+    match level {
+        None => Ok(None),
+        Some(l) => crate::protocol::oidc::claims::parse_acr_level(l)
+            .map(|a| Some(a.to_string()))
+            .ok_or_else(|| {
+                Error::invalid(format!("unknown required level {l}; use pwd, mfa or phr"))
+            }),
+    }
+}
+
 /// Appends one event to the audit chain inside the caller's transaction.
 pub fn record(
     repo: &mut dyn Repo,

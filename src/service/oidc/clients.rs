@@ -5,7 +5,7 @@ use crate::crypto::{constant_time_eq, random_token, sha256_hex};
 use crate::domain::{AuthMethod, Client, RegistrationToken};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::oidc::registration::{ClientDraft, MetadataError, check_draft};
-use crate::service::{Actor, Services, record};
+use crate::service::{Actor, Services, record, required_level};
 use chrono::Duration;
 use serde_json::json;
 
@@ -105,18 +105,7 @@ impl Services {
             backchannel_logout_uri: draft.backchannel_logout_uri,
             jwks: draft.jwks,
             registration_token_hash: None,
-            required_acr: match &opts.required_acr {
-                None => None,
-                Some(l) => Some(
-                    crate::protocol::oidc::claims::parse_acr_level(l)
-                        .ok_or_else(|| {
-                            Error::invalid(format!(
-                                "unknown required level {l}; use pwd, mfa or phr"
-                            ))
-                        })?
-                        .to_string(),
-                ),
-            },
+            required_acr: required_level(&opts.required_acr)?,
             created_at: now,
             updated_at: now,
         };

@@ -6,7 +6,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::protocol::oidc::uri::check_redirect_uri;
 use crate::protocol::saml::metadata::{SpMetadata, parse_sp_metadata};
-use crate::service::{Actor, Services, record};
+use crate::service::{Actor, Services, record, required_level};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
@@ -185,18 +185,7 @@ impl Services {
             attributes,
             sign_response: input.sign_response,
             sign_assertion: input.sign_assertion,
-            required_acr: match &input.required_acr {
-                None => None,
-                Some(l) => Some(
-                    crate::protocol::oidc::claims::parse_acr_level(l)
-                        .ok_or_else(|| {
-                            Error::invalid(format!(
-                                "unknown required level {l}; use pwd, mfa or phr"
-                            ))
-                        })?
-                        .to_string(),
-                ),
-            },
+            required_acr: required_level(&input.required_acr)?,
             created_at: now,
             updated_at: now,
         };

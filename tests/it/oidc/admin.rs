@@ -1,7 +1,7 @@
 //! Keys, registration, logout and the `client` CLI.
 
 use super::flow::{decode_header, decode_payload};
-use super::{VERIFIER, authorize_url, client, draft, param, redeem};
+use super::{VERIFIER, authorize_url, client, draft, jwks, param, redeem};
 use crate::common::{Backend, PASSWORD, TestServer};
 use portcullis::crypto::jws;
 use portcullis::domain::SigningAlg;
@@ -20,16 +20,6 @@ async fn tokens_for(srv: &TestServer, c: &NewClient, user: &str) -> Value {
     redeem(srv, c, &param(&back, "code").unwrap(), VERIFIER)
         .await
         .1
-}
-
-async fn jwks(srv: &TestServer) -> Vec<Value> {
-    let v: Value = reqwest::get(srv.url("/jwks"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["keys"].as_array().unwrap().clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

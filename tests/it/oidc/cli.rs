@@ -1,19 +1,9 @@
 //! The `client` and `keys` commands against a running server.
 
-use super::{REDIRECT, VERIFIER, authorize_url, param};
+use super::{REDIRECT, VERIFIER, authorize_url, jwks, param};
 use crate::common::{Backend, PASSWORD, TestServer};
 use portcullis::service::oidc::clients::NewClient;
 use serde_json::{Value, json};
-
-async fn jwks(srv: &TestServer) -> Vec<Value> {
-    let v: Value = reqwest::get(srv.url("/jwks"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["keys"].as_array().unwrap().clone()
-}
 
 fn run_cli(config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))

@@ -182,3 +182,14 @@ pub async fn redeem(srv: &TestServer, c: &NewClient, code: &str, verifier: &str)
 pub fn flow_payload(jwt: &str) -> serde_json::Value {
     flow::decode_payload(jwt)
 }
+
+/// The published JWK Set's keys.
+pub async fn jwks(srv: &TestServer) -> Vec<Value> {
+    let v: Value = reqwest::get(srv.url("/jwks"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["keys"].as_array().unwrap().clone()
+}
