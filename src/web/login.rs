@@ -268,13 +268,7 @@ pub async fn logout(req: HttpRequest, state: State, form: web::Form<CsrfOnly>) -
     }
     // SAML service providers of this session are told one after the other
     // (front channel) before the browser lands on the sign-in page.
-    let mut chain = None;
-    if let Some(token) = session_token(&req, &state)
-        && state.services.session_for(&token).await?.is_some()
-    {
-        let digest = crate::service::Services::session_digest(&token);
-        chain = state.services.saml_logout_everywhere(&digest).await?;
-    }
+    let chain = super::saml::sign_out_everywhere(&req, &state, "/login?signed_out=1").await?;
     let name = state.services.settings.session.cookie_name.clone();
     let mut res: HttpResponse = match &chain {
         Some(o) => super::saml::send(o),

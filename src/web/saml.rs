@@ -210,3 +210,24 @@ fn form_page(action: &str, field: &str, value: &str, relay_state: Option<&str>) 
     }
     auto_post(action, &params)
 }
+
+/// Ends the browser's session (if it has a live one) and starts telling the
+/// session's SAML service providers; the chain ends at `finish`.
+pub async fn sign_out_everywhere(
+    req: &HttpRequest,
+    state: &State,
+    finish: &str,
+) -> Result<Option<Outgoing>, super::page::PageError> {
+    let Some(token) = super::page::session_token(req, state) else {
+        return Ok(None);
+    };
+    if state.services.session_for(&token).await?.is_none() {
+        return Ok(None);
+    }
+    let digest = crate::service::Services::session_digest(&token);
+    let ip = super::page::client_info(req, state).ip;
+    Ok(state
+        .services
+        .saml_logout_everywhere(&digest, finish, ip)
+        .await?)
+}

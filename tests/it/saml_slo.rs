@@ -243,3 +243,56 @@ async fn malformed_logout_messages_get_a_page() {
     assert_eq!(page.status, 400);
     assert!(page.body.contains("not registered"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_logout_also_runs_the_saml_chain_and_ends_at_the_clients_page() {
+    let srv = setup().await;
+    let b = srv.browser();
+    sso(&srv, &b, B, "_b3").await;
+    let c = crate::oidc::client(&srv, crate::oidc::draft("rp")).await;
+    let url = portcullis::protocol::oidc::uri::with_query(
+        &srv.url("/end-session"),
+        &[
+            ("client_id", c.client.client_id.as_str()),
+            ("post_logout_redirect_uri", "http://localhost:9999/bye"),
+        ],
+    );
+    let confirm = b.get_url(&url).await;
+    let id = field_value(&confirm.body, "id").unwrap();
+    let page = b
+        .post(
+            "/end-session/confirm",
+            &[("csrf", &confirm.csrf()), ("id", &id)],
+        )
+        .await;
+    assert!(
+        page.body.contains("http://localhost:9999/b/slo"),
+        "B is told first: {}",
+        page.body
+    );
+    let to_b = decode(&field_value(&page.body, "SAMLRequest").unwrap());
+    let s = to_b.find(" ID=\"").unwrap() + 5;
+    let request_id = &to_b[s..s + to_b[s..].find('"').unwrap()];
+    let now = chrono::DateTime::from_timestamp(srv.clock_now(), 0)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%SZ");
+    let reply = format!(
+        r#"<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r3" InResponseTo="{request_id}" Version="2.0" IssueInstant="{now}"><saml:Issuer>{B}</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status></samlp:LogoutResponse>"#
+    );
+    let chain = field_value(&page.body, "RelayState").unwrap();
+    let done = b
+        .post(
+            "/saml/slo",
+            &[
+                ("SAMLResponse", &STANDARD.encode(reply)),
+                ("RelayState", &chain),
+            ],
+        )
+        .await;
+    assert_eq!(
+        done.location.as_deref(),
+        Some("http://localhost:9999/bye"),
+        "then the OIDC client's page"
+    );
+    assert_eq!(b.get("/account").await.status, 303);
+}

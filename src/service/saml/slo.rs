@@ -62,6 +62,13 @@ struct Chain {
     remaining: Vec<(String, String, String)>,
     requester: Option<Requester>,
     pending: Option<String>,
+    /// Where the browser goes once every SP was told (IdP-initiated).
+    #[serde(default = "signed_out")]
+    finish: String,
+}
+
+fn signed_out() -> String {
+    "/login?signed_out=1".into()
 }
 
 fn chain_key(id: &str) -> String {
@@ -208,13 +215,16 @@ impl Services {
             .await?;
         let mut remaining = Vec::new();
         if let Some(p) = found.filter(|p| msg.name_id.as_deref().is_none_or(|n| n == p.name_id)) {
-            remaining = self.end_saml_session(&p.session_digest, "saml.slo").await?;
+            remaining = self
+                .end_saml_session(&p.session_digest, "saml.slo", None)
+                .await?;
             remaining.retain(|(e, _, _)| *e != sp.entity_id);
         }
         let chain = Chain {
             remaining,
             requester: Some(requester),
             pending: None,
+            finish: signed_out(),
         };
         self.next_in_chain(&crate::crypto::random_token(), chain)
             .await
@@ -225,6 +235,7 @@ impl Services {
         &self,
         digest: &str,
         action: &'static str,
+        ip: Option<String>,
     ) -> Result<Vec<(String, String, String)>> {
         let d = digest.to_string();
         let (participants, user) = self
@@ -238,7 +249,7 @@ impl Services {
             })
             .await?;
         if let Some(user) = user {
-            self.end_session(digest, &user, None, action).await?;
+            self.end_session(digest, &user, ip, action).await?;
         }
         Ok(participants
             .into_iter()
@@ -247,9 +258,16 @@ impl Services {
     }
 
     /// IdP-initiated: after the user signed out here, the SPs of that session
-    /// are told one after the other. `None` when there is nobody to tell.
-    pub async fn saml_logout_everywhere(&self, session_digest: &str) -> Result<Option<Outgoing>> {
-        let remaining = self.end_saml_session(session_digest, "logout").await?;
+    /// are told one after the other, then the browser goes to `finish` (a
+    /// local path or a validated post-logout redirect URI). `None` when there
+    /// is nobody to tell.
+    pub async fn saml_logout_everywhere(
+        &self,
+        session_digest: &str,
+        finish: &str,
+        ip: Option<String>,
+    ) -> Result<Option<Outgoing>> {
+        let remaining = self.end_saml_session(session_digest, "logout", ip).await?;
         if remaining.is_empty() {
             return Ok(None);
         }
@@ -260,6 +278,7 @@ impl Services {
                     remaining,
                     requester: None,
                     pending: None,
+                    finish: finish.to_string(),
                 },
             )
             .await?
@@ -339,7 +358,7 @@ impl Services {
             return Ok(SloOutcome::Send(out));
         }
         let Some(req) = chain.requester else {
-            return Ok(SloOutcome::Done("/login?signed_out=1".into()));
+            return Ok(SloOutcome::Done(chain.finish));
         };
         let sp = self
             .sp(&req.entity_id)

@@ -4,8 +4,8 @@ use crate::crypto::random_token;
 use crate::service::oidc::logout::{EndSessionRequest, LogoutPlan};
 use crate::web::State;
 use crate::web::page::{
-    CSRF_FAILED, CsrfForm, PageResult, client_info, csrf_ok, error_page, removal_cookie, render,
-    see_other, session_token, signed_in,
+    CSRF_FAILED, CsrfForm, PageResult, csrf_ok, error_page, removal_cookie, render, see_other,
+    signed_in,
 };
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -59,14 +59,19 @@ fn done(plan_redirect: Option<&str>) -> HttpResponse {
 }
 
 async fn sign_out(req: &HttpRequest, state: &State, redirect: Option<&str>) -> PageResult {
-    if let Some(token) = session_token(req, state) {
-        state
-            .services
-            .logout(&token, client_info(req, state).ip)
-            .await?;
-    }
+    // SAML service providers of the session are told first (front channel);
+    // the chain ends where this request would have ended.
+    let chain = crate::web::saml::sign_out_everywhere(
+        req,
+        state,
+        redirect.unwrap_or("/login?signed_out=1"),
+    )
+    .await?;
     let name = state.services.settings.session.cookie_name.clone();
-    let mut res = done(redirect);
+    let mut res = match &chain {
+        Some(o) => crate::web::saml::send(o),
+        None => done(redirect),
+    };
     let _ = res.add_cookie(&removal_cookie(state, &name));
     Ok(res)
 }
