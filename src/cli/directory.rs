@@ -68,6 +68,9 @@ pub enum GroupCommand {
     AddMember { group: String, username: String },
     /// Remove a user from a group.
     RemoveMember { group: String, username: String },
+    /// Require members to sign in at least this strongly, for every
+    /// application: pwd, mfa, phr, or none to clear.
+    SetRequire { group: String, level: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -258,6 +261,12 @@ pub async fn group(settings: Settings, cmd: GroupCommand) -> Result<()> {
         GroupCommand::AddMember { group, username } => {
             svc.set_membership(&actor, &group, &username, true).await?;
             println!("added {username} to {group}");
+        }
+        GroupCommand::SetRequire { group, level } => {
+            let level = (level != "none").then_some(level);
+            svc.set_group_required_acr(&actor, &group, level.as_deref())
+                .await?;
+            println!("updated {group}");
         }
         GroupCommand::RemoveMember { group, username } => {
             svc.set_membership(&actor, &group, &username, false).await?;

@@ -52,6 +52,8 @@ pub struct Group {
     pub name: GroupName,
     pub description: String,
     pub created_at: DateTime<Utc>,
+    /// The weakest `acr` its members may sign in to any application with.
+    pub required_acr: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

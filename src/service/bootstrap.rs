@@ -64,6 +64,7 @@ impl Services {
                             name,
                             description: "Administrators of portcullis".into(),
                             created_at: now,
+                            required_acr: None,
                         };
                         r.insert_group(&g)?;
                         g

@@ -255,6 +255,7 @@ impl Services {
             name: parse(GroupName::parse(name))?,
             description: description.trim().to_string(),
             created_at: self.now(),
+            required_acr: None,
         };
         let (g, actor) = (group.clone(), actor.clone());
         self.db(move |r| {
@@ -406,6 +407,32 @@ impl Services {
                 action,
                 rname.as_str(),
                 json!({"user": uname}),
+            )
+        })
+        .await
+    }
+
+    /// Sets (or, with `None`, clears) the sign-in level a group's members
+    /// need for every application.
+    pub async fn set_group_required_acr(
+        &self,
+        actor: &Actor,
+        group: &str,
+        level: Option<&str>,
+    ) -> Result<()> {
+        let gname = parse(GroupName::parse(group))?;
+        let stored = crate::service::required_level(&level.map(str::to_string))?;
+        let (now, actor) = (self.now(), actor.clone());
+        self.db(move |r| {
+            let g = need_group(r, &gname)?;
+            r.set_group_required_acr(&g, stored.as_deref())?;
+            record(
+                r,
+                now,
+                &actor,
+                "group.require",
+                gname.as_str(),
+                json!({"required_acr": stored}),
             )
         })
         .await

@@ -94,14 +94,22 @@ impl Services {
 }
 
 impl Services {
-    /// The level an application demands: the stronger of the global
-    /// `login.required_acr` and the application's own. `None` when a
-    /// password is enough.
-    pub fn required_acr<'a>(&'a self, app: Option<&'a str>) -> Option<&'a str> {
-        let global =
-            crate::protocol::oidc::claims::parse_acr_level(&self.settings.login.required_acr);
-        crate::protocol::oidc::claims::strongest(global.into_iter().chain(app))
-            .filter(|l| crate::protocol::oidc::claims::acr_rank(l) > 1)
+    /// The level a user needs for an application: the strongest of the
+    /// global `login.required_acr`, the application's own and the user's
+    /// groups'. `None` when a password is enough.
+    pub async fn required_acr(
+        &self,
+        user: &crate::domain::User,
+        app: Option<&str>,
+    ) -> Result<Option<String>> {
+        use crate::protocol::oidc::claims::{acr_rank, parse_acr_level, strongest};
+        let id = user.id.clone();
+        let groups = self.db(move |r| r.groups_of(&id)).await?;
+        let global = parse_acr_level(&self.settings.login.required_acr);
+        let from_groups = groups.iter().filter_map(|g| g.required_acr.as_deref());
+        Ok(strongest(global.into_iter().chain(app).chain(from_groups))
+            .filter(|l| acr_rank(l) > 1)
+            .map(str::to_string))
     }
 }
 

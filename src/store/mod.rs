@@ -46,6 +46,7 @@ pub trait GroupRepo {
     fn add_member(&mut self, group: &Group, user: &UserId, now: DateTime<Utc>) -> Result<()>;
     /// Removing a non-member is `NotFound`.
     fn remove_member(&mut self, group: &Group, user: &UserId) -> Result<()>;
+    fn set_group_required_acr(&mut self, group: &Group, level: Option<&str>) -> Result<()>;
     fn members(&mut self, group: &Group) -> Result<Vec<User>>;
     fn groups_of(&mut self, user: &UserId) -> Result<Vec<Group>>;
 }

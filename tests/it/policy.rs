@@ -121,3 +121,77 @@ async fn an_sp_that_requires_mfa_gets_request_denied_for_password_only_users() {
     );
     assert!(!xml.contains("<saml:Assertion"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_requirement_applies_to_its_members_only() {
+    let env = TestEnv::new(Backend::Embedded);
+    let db = env.settings.database.url.expose().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("p.toml");
+    std::fs::write(&config, format!("[database]\nurl = \"{db}\"\n")).unwrap();
+    let srv = TestServer::start_with(env).await;
+    srv.user("pat").await;
+    srv.user("quinn").await;
+    srv.services
+        .create_group(&Actor::cli(), "finance", "")
+        .await
+        .unwrap();
+    srv.services
+        .set_membership(&Actor::cli(), "finance", "pat", true)
+        .await
+        .unwrap();
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["group", "set-require", "finance", "mfa"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = cli(&["group", "set-require", "finance", "strong"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("use pwd, mfa or phr"));
+    let listed = String::from_utf8(cli(&["group", "list", "--json"]).stdout).unwrap();
+    assert!(listed.contains("urn:portcullis:acr:mfa"), "{listed}");
+
+    let c = crate::oidc::client(&srv, crate::oidc::draft("wiki")).await;
+    let member = srv.browser();
+    member.login("pat", PASSWORD).await;
+    let page = member
+        .get_url(&crate::oidc::authorize_url(&srv, &c, &[]))
+        .await;
+    let back = password_again(&member, &page.location.unwrap(), "pat").await;
+    assert_eq!(
+        crate::oidc::param(back.location.as_deref().unwrap(), "error").as_deref(),
+        Some("access_denied")
+    );
+
+    let outsider = srv.browser();
+    outsider.login("quinn", PASSWORD).await;
+    let page = outsider
+        .get_url(&crate::oidc::authorize_url(&srv, &c, &[]))
+        .await;
+    assert!(
+        crate::oidc::param(page.location.as_deref().unwrap(), "code").is_some(),
+        "non-members sign in as before"
+    );
+
+    assert!(
+        cli(&["group", "set-require", "finance", "none"])
+            .status
+            .success()
+    );
+    let page = member
+        .get_url(&crate::oidc::authorize_url(&srv, &c, &[]))
+        .await;
+    assert!(
+        crate::oidc::param(page.location.as_deref().unwrap(), "code").is_some(),
+        "cleared"
+    );
+}

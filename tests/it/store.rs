@@ -94,6 +94,7 @@ fn conformance(store: &dyn Store) {
         name: GroupName::parse("ops").unwrap(),
         description: "Operations".into(),
         created_at: t0(),
+        required_acr: Some("urn:portcullis:acr:mfa".into()),
     };
     store.tx(|r| r.insert_group(&ops)).unwrap();
     assert_eq!(
@@ -135,6 +136,12 @@ fn conformance(store: &dyn Store) {
             .unwrap(),
         Some(ops.clone())
     );
+    store.tx(|r| r.set_group_required_acr(&ops, None)).unwrap();
+    let cleared = store
+        .tx(|r| r.group_by_name(&GroupName::parse("ops").unwrap()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(cleared.required_acr, None);
 
     // Roles and assignments.
     let auditor = Role {

@@ -145,12 +145,13 @@ impl Services {
         };
         let now = self.now().timestamp();
         let stale = match &session {
-            Some((s, _)) => {
+            Some((s, u)) => {
                 let too_old = request
                     .max_age
                     .is_some_and(|m| now - s.auth_time.timestamp() > m);
-                let required =
-                    self.required_acr(client.as_ref().and_then(|c| c.required_acr.as_deref()));
+                let required = self
+                    .required_acr(u, client.as_ref().and_then(|c| c.required_acr.as_deref()))
+                    .await?;
                 let weaker = needs_step_up(&request.acr_values, &s.amr)
                     || required.is_some_and(|l| needs_step_up(&[l.to_string()], &s.amr));
                 (request.prompt.login || too_old || weaker).then(|| s.id_digest.clone())
@@ -207,7 +208,9 @@ impl Services {
             return Ok(login(t.stale_session.is_some()));
         };
         let client = self.need_client(&r.client_id).await?;
-        if let Some(level) = self.required_acr(client.required_acr.as_deref())
+        if let Some(level) = self
+            .required_acr(&user, client.required_acr.as_deref())
+            .await?
             && needs_step_up(&[level.to_string()], &session.amr)
         {
             let why = format!(

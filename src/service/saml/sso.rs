@@ -340,7 +340,7 @@ impl Services {
             .sp(&t.sp)
             .await?
             .ok_or_else(|| Error::not_found("the service provider was removed"))?;
-        if let Some(level) = self.required_acr(sp.required_acr.as_deref())
+        if let Some(level) = self.required_acr(&user, sp.required_acr.as_deref()).await?
             && needs_step_up(&[level.to_string()], &session.amr)
         {
             if t.stale_session.is_none() {

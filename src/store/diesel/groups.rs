@@ -10,14 +10,16 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 type NamedRow = (String, String, String, i64);
+type GroupRow = (String, String, String, i64, Option<String>);
 
-fn group_from(row: NamedRow) -> Result<Group> {
+fn group_from(row: GroupRow) -> Result<Group> {
     Ok(Group {
         id: GroupId::from_stored(row.0),
         name: GroupName::parse(&row.1)
             .map_err(|e| Error::internal(format!("stored group: {e}")))?,
         description: row.2,
         created_at: from_ts(row.3),
+        required_acr: row.4,
     })
 }
 
@@ -38,6 +40,7 @@ impl GroupRepo for DbConn {
                 user_groups::name.eq(g.name.as_str()),
                 user_groups::description.eq(&g.description),
                 user_groups::created_at.eq(to_ts(g.created_at)),
+                user_groups::required_acr.eq(&g.required_acr),
             ))
             .execute(self)
             .map_err(conflict_as(&format!("group {}", g.name)))?;
@@ -47,7 +50,7 @@ impl GroupRepo for DbConn {
     fn group_by_name(&mut self, name: &GroupName) -> Result<Option<Group>> {
         user_groups::table
             .filter(user_groups::name.eq(name.as_str()))
-            .first::<NamedRow>(self)
+            .first::<GroupRow>(self)
             .optional()?
             .map(group_from)
             .transpose()
@@ -56,7 +59,7 @@ impl GroupRepo for DbConn {
     fn list_groups(&mut self) -> Result<Vec<Group>> {
         user_groups::table
             .order(user_groups::name.asc())
-            .load::<NamedRow>(self)?
+            .load::<GroupRow>(self)?
             .into_iter()
             .map(group_from)
             .collect()
@@ -86,6 +89,13 @@ impl GroupRepo for DbConn {
         Ok(())
     }
 
+    fn set_group_required_acr(&mut self, group: &Group, level: Option<&str>) -> Result<()> {
+        diesel::update(user_groups::table.find(group.id.as_str()))
+            .set(user_groups::required_acr.eq(level))
+            .execute(self)?;
+        Ok(())
+    }
+
     fn members(&mut self, group: &Group) -> Result<Vec<User>> {
         let rows = memberships::table
             .inner_join(users::table)
@@ -102,7 +112,7 @@ impl GroupRepo for DbConn {
             .filter(memberships::user_id.eq(user.as_str()))
             .order(user_groups::name.asc())
             .select(user_groups::all_columns)
-            .load::<NamedRow>(self)?
+            .load::<GroupRow>(self)?
             .into_iter()
             .map(group_from)
             .collect()

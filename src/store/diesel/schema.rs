@@ -20,6 +20,7 @@ diesel::table! {
         name -> Text,
         description -> Text,
         created_at -> BigInt,
+        required_acr -> Nullable<Text>,
     }
 }
 
