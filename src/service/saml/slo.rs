@@ -75,6 +75,16 @@ fn chain_key(id: &str) -> String {
     format!("slo:{}", sha256_hex(id.as_bytes()))
 }
 
+/// An XML signature template for messages sent by POST; the Redirect
+/// binding signs the query instead.
+fn template_for(post: bool, id: &str, cert: &str) -> String {
+    if post {
+        signature_template(id, cert)
+    } else {
+        String::new()
+    }
+}
+
 fn deflate_b64(xml: &str) -> Result<String> {
     let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(xml.as_bytes())
@@ -83,10 +93,6 @@ fn deflate_b64(xml: &str) -> Result<String> {
 }
 
 impl Services {
-    fn slo_url_self(&self) -> String {
-        format!("{}/saml/slo", self.issuer)
-    }
-
     /// Handles whatever arrived at `/saml/slo`.
     pub async fn saml_slo(&self, input: SloIn) -> Result<SloOutcome> {
         let is_request = input.request.is_some();
@@ -146,7 +152,7 @@ impl Services {
         if msg
             .destination
             .as_deref()
-            .is_some_and(|d| d != self.slo_url_self())
+            .is_some_and(|d| d != self.saml_urls().slo)
         {
             return Err("the logout message is addressed to someone else".into());
         }
@@ -323,7 +329,7 @@ impl Services {
                 continue;
             };
             let signer = self.saml_signer().await?;
-            let idp = crate::protocol::saml::metadata::IdpUrls::for_issuer(&self.issuer).entity_id;
+            let idp = self.saml_urls().entity_id;
             let post = binding == Binding::Post;
             let cert = signer.certificate.clone();
             let (id, xml) = logout::logout_request(
@@ -334,13 +340,7 @@ impl Services {
                 &sp.entity_id,
                 &session_index,
                 self.now(),
-                |id| {
-                    if post {
-                        signature_template(id, &cert)
-                    } else {
-                        String::new()
-                    }
-                },
+                |id| template_for(post, id, &cert),
             );
             chain.pending = Some(id);
             let bytes = serde_json::to_vec(&chain).map_err(|e| Error::internal(e.to_string()))?;
@@ -368,7 +368,7 @@ impl Services {
             return Ok(SloOutcome::Done("/login?signed_out=1".into()));
         };
         let signer = self.saml_signer().await?;
-        let idp = crate::protocol::saml::metadata::IdpUrls::for_issuer(&self.issuer).entity_id;
+        let idp = self.saml_urls().entity_id;
         let cert = signer.certificate.clone();
         let post = binding == Binding::Post;
         let xml = logout::logout_response(
@@ -377,13 +377,7 @@ impl Services {
             &req.request_id,
             STATUS_SUCCESS,
             self.now(),
-            |id| {
-                if post {
-                    signature_template(id, &cert)
-                } else {
-                    String::new()
-                }
-            },
+            |id| template_for(post, id, &cert),
         );
         Ok(SloOutcome::Send(self.outgoing(
             &signer.private_key_der,

@@ -340,9 +340,22 @@ impl Services {
             .sp(&t.sp)
             .await?
             .ok_or_else(|| Error::not_found("the service provider was removed"))?;
-        if let Some(level) = self.required_acr(&user, sp.required_acr.as_deref()).await?
-            && needs_step_up(&[level.to_string()], &session.amr)
-        {
+        // Too weak for the application's policy or for what the SP asked:
+        // one chance to sign in again (with the second factor, where there
+        // is one), then a refusal naming what was missing.
+        let policy = self.required_acr(&user, sp.required_acr.as_deref()).await?;
+        let shortfall = match policy {
+            Some(level) if needs_step_up(std::slice::from_ref(&level), &session.amr) => Some((
+                STATUS_REQUEST_DENIED,
+                format!("{} requires signing in with {level}", sp.name),
+            )),
+            _ if needs_step_up(&t.requested_classes, &session.amr) => Some((
+                STATUS_NO_AUTHN_CONTEXT,
+                "the requested authentication context cannot be met".to_string(),
+            )),
+            _ => None,
+        };
+        if let Some((sub_code, msg)) = shortfall {
             if t.stale_session.is_none() {
                 t.stale_session = Some(session.id_digest.clone());
                 self.put_saml_tx(tx, &t).await?;
@@ -352,33 +365,10 @@ impl Services {
                 });
             }
             self.ephemeral.delete(&tx_key(tx)).await?;
-            let msg = format!("{} requires signing in with {level}", sp.name);
             let status = Status {
                 code: STATUS_RESPONDER,
-                sub_code: Some(STATUS_REQUEST_DENIED),
+                sub_code: Some(sub_code),
                 message: Some(&msg),
-            };
-            return Ok(SsoOutcome::Post(
-                self.error_response(&t.acs_url, t.request_id.as_deref(), &status, t.relay_state)
-                    .await?,
-            ));
-        }
-        if needs_step_up(&t.requested_classes, &session.amr) {
-            if t.stale_session.is_none() {
-                // RequestedAuthnContext asks for more than this session has:
-                // sign in again (with the second factor, where there is one).
-                t.stale_session = Some(session.id_digest.clone());
-                self.put_saml_tx(tx, &t).await?;
-                return Ok(SsoOutcome::Login {
-                    resume: format!("/saml/resume?tx={tx}"),
-                    reauth: true,
-                });
-            }
-            self.ephemeral.delete(&tx_key(tx)).await?;
-            let status = Status {
-                code: STATUS_RESPONDER,
-                sub_code: Some(STATUS_NO_AUTHN_CONTEXT),
-                message: Some("the requested authentication context cannot be met"),
             };
             return Ok(SsoOutcome::Post(
                 self.error_response(&t.acs_url, t.request_id.as_deref(), &status, t.relay_state)
