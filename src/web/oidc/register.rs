@@ -1,9 +1,10 @@
 //! Dynamic client registration (RFC 7591) and management (RFC 7592).
 
 use super::{no_store_json, oauth_error};
+use crate::domain::Client;
 use crate::error::{Error, ErrorKind};
 use crate::protocol::oidc::discovery::paths;
-use crate::protocol::oidc::registration::{from_metadata, to_metadata};
+use crate::protocol::oidc::registration::{ClientDraft, from_metadata, to_metadata};
 use crate::service::oidc::clients::NewClient;
 use crate::web::State;
 use actix_web::http::StatusCode;
@@ -57,8 +58,7 @@ fn describe(state: &State, n: &NewClient) -> Value {
 pub async fn create(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let result = async {
         let token = bearer(&req)?;
-        let draft = from_metadata(&body_json(&body)?)
-            .map_err(|(c, m)| Error::oauth(ErrorKind::InvalidInput, c, m))?;
+        let draft = draft_from(&body_json(&body)?)?;
         state.services.register_client(&token, draft).await
     }
     .await;
@@ -68,19 +68,30 @@ pub async fn create(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     }
 }
 
-pub async fn read(req: HttpRequest, state: State, id: web::Path<String>) -> HttpResponse {
-    let result = async { state.services.registered_client(&id, &bearer(&req)?).await }.await;
+/// Reads registration metadata, with RFC 7591's error codes.
+fn draft_from(v: &Value) -> Result<ClientDraft, Error> {
+    from_metadata(v).map_err(|(c, m)| Error::oauth(ErrorKind::InvalidInput, c, m))
+}
+
+/// The answer to reading or updating a registered client: its metadata,
+/// never its secret.
+fn registered_reply(state: &State, result: Result<Client, Error>) -> HttpResponse {
     match result {
-        Ok(c) => {
+        Ok(client) => {
             let n = NewClient {
-                client: c,
+                client,
                 secret: None,
                 registration_token: None,
             };
-            no_store_json(StatusCode::OK, &describe(&state, &n))
+            no_store_json(StatusCode::OK, &describe(state, &n))
         }
         Err(e) => oauth_error(&e, false),
     }
+}
+
+pub async fn read(req: HttpRequest, state: State, id: web::Path<String>) -> HttpResponse {
+    let result = async { state.services.registered_client(&id, &bearer(&req)?).await }.await;
+    registered_reply(&state, result)
 }
 
 pub async fn update(
@@ -102,25 +113,14 @@ pub async fn update(
                 "client_id does not match the URL",
             ));
         }
-        let draft =
-            from_metadata(&v).map_err(|(c, m)| Error::oauth(ErrorKind::InvalidInput, c, m))?;
+        let draft = draft_from(&v)?;
         state
             .services
             .update_registered_client(&id, &token, draft)
             .await
     }
     .await;
-    match result {
-        Ok(c) => {
-            let n = NewClient {
-                client: c,
-                secret: None,
-                registration_token: None,
-            };
-            no_store_json(StatusCode::OK, &describe(&state, &n))
-        }
-        Err(e) => oauth_error(&e, false),
-    }
+    registered_reply(&state, result)
 }
 
 pub async fn delete(req: HttpRequest, state: State, id: web::Path<String>) -> HttpResponse {
