@@ -27,6 +27,18 @@ pub enum UserCommand {
         #[arg(long = "password-stdin")]
         password_stdin: bool,
     },
+    /// Create a one-time, expiring link with which the user registers a
+    /// passkey and is signed in. Creates the user (without a password) when
+    /// missing; an older unused link of the user stops working.
+    Invite {
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long = "display-name")]
+        display_name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// List users.
     List {
         #[arg(long)]
@@ -162,6 +174,31 @@ pub async fn user(settings: Settings, cmd: UserCommand) -> Result<()> {
                 )
                 .await?;
             println!("created user {} ({})", u.username, u.id);
+        }
+        UserCommand::Invite {
+            username,
+            email,
+            display_name,
+            json,
+        } => {
+            let inv = svc
+                .invite_user(&actor, &username, display_name, email)
+                .await?;
+            if json {
+                return print_json(&serde_json::json!({
+                    "url": inv.url,
+                    "expires_at": inv.expires_at.to_rfc3339(),
+                    "created": inv.created,
+                }));
+            }
+            if inv.created {
+                println!("created user {username} without a password");
+            }
+            println!("{}", inv.url);
+            println!(
+                "valid once, until {}",
+                inv.expires_at.format("%Y-%m-%d %H:%M UTC")
+            );
         }
         UserCommand::List { json } => {
             let users = svc.list_users().await?;

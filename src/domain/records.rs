@@ -86,6 +86,9 @@ pub struct Session {
     pub amr: Vec<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// When each method was last proven in this session, so a step-up or a
+    /// fresh-passkey check can ask "how recently", not only "whether".
+    pub factors: std::collections::BTreeMap<String, DateTime<Utc>>,
 }
 
 /// One audit event before it is chained into the log.

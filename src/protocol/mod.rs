@@ -6,3 +6,4 @@ pub mod login;
 pub mod mfa;
 pub mod oidc;
 pub mod saml;
+pub mod webauthn;

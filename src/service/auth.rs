@@ -49,6 +49,7 @@ pub enum PasswordOk {
     /// Show the second-factor form with this pending token.
     NeedsSecondFactor {
         pending: String,
+        factors: super::mfa::MfaStatus,
     },
 }
 
@@ -222,12 +223,13 @@ impl Services {
 
         // With a second factor enrolled the password alone opens nothing, and
         // the failure counter keeps counting until the second factor passes.
-        if self.has_totp(&user).await.map_err(internal)? {
+        let factors = self.mfa_status(&user).await.map_err(internal)?;
+        if factors.has_second_factor() {
             let pending = self
                 .start_second_factor(&user, cred.must_change)
                 .await
                 .map_err(internal)?;
-            return Ok(PasswordOk::NeedsSecondFactor { pending });
+            return Ok(PasswordOk::NeedsSecondFactor { pending, factors });
         }
         self.ephemeral
             .delete(&account_key(&name_key))
@@ -263,12 +265,13 @@ impl Services {
             last_seen_at: now,
             expires_at: now + absolute,
             auth_time: now,
-            amr,
+            amr: amr.clone(),
             ip: client.ip.clone(),
             user_agent: client
                 .user_agent
                 .as_ref()
                 .map(|u| u.chars().take(256).collect()),
+            factors: crate::protocol::webauthn::initial_factors(&amr, now),
         };
         let (actor, subject) = (actor.clone(), user.username.to_string());
         self.db(move |r| {
@@ -354,8 +357,22 @@ impl Services {
         self.backchannel_logout(digest, &uid).await
     }
 
-    /// Replaces the signed-in user's password after checking the current one.
-    /// Every other session of the user ends.
+    /// Whether a second factor was shown in this session recently enough
+    /// (`webauthn.fresh_within`) to stand in for the current password.
+    pub fn has_fresh_factor(&self, session: &Session) -> bool {
+        let within = chrono::Duration::from_std(self.settings.webauthn.fresh_within)
+            .unwrap_or_else(|_| chrono::Duration::minutes(5));
+        crate::protocol::webauthn::fresh_second_factor(&session.factors, self.now(), within)
+    }
+
+    pub async fn has_password(&self, user: &User) -> Result<bool> {
+        let id = user.id.clone();
+        Ok(self.db(move |r| r.password(&id)).await?.is_some())
+    }
+
+    /// Replaces (or sets) the signed-in user's password. Proof is the current
+    /// password, or a second factor shown in this session within
+    /// `webauthn.fresh_within`. Every other session of the user ends.
     pub async fn change_password(
         &self,
         session: &Session,
@@ -366,22 +383,27 @@ impl Services {
     ) -> Result<()> {
         let min = self.settings.login.password_min_length;
         check_password_policy(new, min, user.username.as_str()).map_err(Error::invalid)?;
-        if current == new {
-            return Err(Error::invalid(
-                "The new password must differ from the current one.",
-            ));
-        }
-        let id = user.id.clone();
-        let cred = self.db(move |r| r.password(&id)).await?;
-        let (cur, phc) = (
-            current.to_string(),
-            cred.map(|c| c.hash).unwrap_or_default(),
-        );
-        if !Self::cpu(move || verify_password(&cur, &phc)).await? {
-            return Err(Error::new(
-                ErrorKind::Unauthenticated,
-                "The current password is incorrect.",
-            ));
+        let fresh = self.has_fresh_factor(session);
+        if !fresh || !current.is_empty() {
+            if current == new {
+                return Err(Error::invalid(
+                    "The new password must differ from the current one.",
+                ));
+            }
+            let id = user.id.clone();
+            let Some(cred) = self.db(move |r| r.password(&id)).await? else {
+                return Err(Error::new(
+                    ErrorKind::Unauthenticated,
+                    "Confirm it's you with your passkey first.",
+                ));
+            };
+            let (cur, phc) = (current.to_string(), cred.hash);
+            if !Self::cpu(move || verify_password(&cur, &phc)).await? {
+                return Err(Error::new(
+                    ErrorKind::Unauthenticated,
+                    "The current password is incorrect.",
+                ));
+            }
         }
         let new_pw = new.to_string();
         let hash = Self::cpu(move || hash_password(&new_pw))

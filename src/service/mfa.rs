@@ -24,7 +24,7 @@ fn aad(user: &UserId) -> Vec<u8> {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Pending {
+pub(super) struct Pending {
     user_id: String,
     must_change: bool,
 }
@@ -38,22 +38,32 @@ fn pending_key(token: &str) -> String {
 pub struct MfaStatus {
     pub totp: bool,
     pub recovery_codes_left: usize,
+    /// WebAuthn credentials of any kind.
+    pub passkeys: usize,
+}
+
+impl MfaStatus {
+    pub fn has_second_factor(&self) -> bool {
+        self.totp || self.passkeys > 0
+    }
 }
 
 impl Services {
-    pub async fn has_totp(&self, user: &User) -> Result<bool> {
-        let id = user.id.clone();
-        Ok(self.db(move |r| r.totp(&id)).await?.is_some())
-    }
-
     pub async fn mfa_status(&self, user: &User) -> Result<MfaStatus> {
         let id = user.id.clone();
-        let (totp, codes) = self
-            .db(move |r| Ok((r.totp(&id)?, r.recovery_codes(&id)?)))
+        let (totp, codes, passkeys) = self
+            .db(move |r| {
+                Ok((
+                    r.totp(&id)?,
+                    r.recovery_codes(&id)?,
+                    r.passkeys_of(&id)?.len(),
+                ))
+            })
             .await?;
         Ok(MfaStatus {
             totp: totp.is_some(),
             recovery_codes_left: codes.iter().filter(|c| !c.used).count(),
+            passkeys,
         })
     }
 
@@ -209,14 +219,9 @@ impl Services {
         Ok(token)
     }
 
-    /// Checks a TOTP or recovery code for a user who passed the password
-    /// step; a wrong code counts as a failed sign-in.
-    pub async fn complete_second_factor(
-        &self,
-        pending: &str,
-        code: &str,
-        client: &ClientInfo,
-    ) -> Result<SignedIn> {
+    /// The user behind a pending second-factor token, unless it expired, the
+    /// account was disabled meanwhile or the account is locked.
+    pub(super) async fn pending_user(&self, pending: &str, ip: &str) -> Result<(Pending, User)> {
         let expired = || Error::invalid("This sign-in has expired. Please sign in again.");
         let bytes = self
             .ephemeral
@@ -224,17 +229,14 @@ impl Services {
             .await?
             .ok_or_else(expired)?;
         let p: Pending = serde_json::from_slice(&bytes).map_err(|_| expired())?;
-        let uid = UserId::from_stored(p.user_id.clone());
-        let id = uid.clone();
+        let id = UserId::from_stored(p.user_id.clone());
         let user = self
             .db(move |r| r.user_by_id(&id))
             .await?
             .filter(User::is_active)
             .ok_or_else(expired)?;
         let name = user.username.to_string();
-        let ip = client.ip.clone().unwrap_or_else(|| "unknown".into());
-        if let ThrottleDecision::Locked { retry_after } = self.throttle_decision(&name, &ip).await?
-        {
+        if let ThrottleDecision::Locked { retry_after } = self.throttle_decision(&name, ip).await? {
             self.ephemeral.delete(&pending_key(pending)).await?;
             return Err(Error::new(
                 ErrorKind::Throttled,
@@ -244,35 +246,95 @@ impl Services {
                 ),
             ));
         }
-        let method = self.check_factor(&user, code).await?;
-        let actor = Actor::user(&name, client.ip.clone());
-        let Some(method) = method else {
-            self.count_failure(&name, &ip).await?;
-            let (a, n, now) = (actor.clone(), name.clone(), self.now());
-            self.db(move |r| record(r, now, &a, "login.failure", &n, json!({"method": "otp"})))
-                .await?;
-            return Err(Error::new(
-                ErrorKind::Unauthenticated,
-                "That code is not right.",
-            ));
+        Ok((p, user))
+    }
+
+    /// The second factors a pending sign-in can use (none once it expired).
+    pub async fn pending_factors(&self, pending: &str) -> Result<MfaStatus> {
+        let none = MfaStatus {
+            totp: false,
+            recovery_codes_left: 0,
+            passkeys: 0,
         };
-        if self.ephemeral.take(&pending_key(pending)).await?.is_none() {
-            return Err(expired());
+        let Some(bytes) = self.ephemeral.get(&pending_key(pending)).await? else {
+            return Ok(none);
+        };
+        let Ok(p) = serde_json::from_slice::<Pending>(&bytes) else {
+            return Ok(none);
+        };
+        let id = UserId::from_stored(p.user_id);
+        match self.db(move |r| r.user_by_id(&id)).await? {
+            Some(u) => self.mfa_status(&u).await,
+            None => Ok(none),
         }
+    }
+
+    /// Counts a wrong second factor as a failed sign-in.
+    pub(super) async fn second_factor_failed(
+        &self,
+        user: &User,
+        method: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let name = user.username.to_string();
+        let ip = client.ip.clone().unwrap_or_else(|| "unknown".into());
+        self.count_failure(&name, &ip).await?;
+        let (a, now) = (Actor::user(&name, client.ip.clone()), self.now());
+        let detail = json!({ "method": method });
+        self.db(move |r| record(r, now, &a, "login.failure", &name, detail.clone()))
+            .await
+    }
+
+    /// Spends the pending token and opens the session with `methods` after
+    /// the password.
+    pub(super) async fn finish_pending(
+        &self,
+        pending: &str,
+        p: Pending,
+        user: User,
+        methods: Vec<String>,
+        client: &ClientInfo,
+    ) -> Result<SignedIn> {
+        if self.ephemeral.take(&pending_key(pending)).await?.is_none() {
+            return Err(Error::invalid(
+                "This sign-in has expired. Please sign in again.",
+            ));
+        }
+        let name = user.username.to_string();
         self.ephemeral.delete(&account_key(&name)).await?;
-        let token = self
-            .open_session(
-                &user,
-                vec!["pwd".into(), method.into(), "mfa".into()],
-                client,
-                &actor,
-            )
-            .await?;
+        let mut amr = vec!["pwd".to_string()];
+        amr.extend(methods);
+        if !amr.iter().any(|m| m == "mfa") {
+            amr.push("mfa".into());
+        }
+        let actor = Actor::user(&name, client.ip.clone());
+        let token = self.open_session(&user, amr, client, &actor).await?;
         Ok(SignedIn {
             token,
             user,
             must_change_password: p.must_change,
         })
+    }
+
+    /// Checks a TOTP or recovery code for a user who passed the password
+    /// step; a wrong code counts as a failed sign-in.
+    pub async fn complete_second_factor(
+        &self,
+        pending: &str,
+        code: &str,
+        client: &ClientInfo,
+    ) -> Result<SignedIn> {
+        let ip = client.ip.clone().unwrap_or_else(|| "unknown".into());
+        let (p, user) = self.pending_user(pending, &ip).await?;
+        let Some(method) = self.check_factor(&user, code).await? else {
+            self.second_factor_failed(&user, "otp", client).await?;
+            return Err(Error::new(
+                ErrorKind::Unauthenticated,
+                "That code is not right.",
+            ));
+        };
+        self.finish_pending(pending, p, user, vec![method.into()], client)
+            .await
     }
 
     /// `Some("otp")` when `code` is a valid TOTP or an unspent recovery code.

@@ -6,10 +6,13 @@ pub mod auth;
 pub mod bootstrap;
 pub mod csrf;
 pub mod directory;
+pub mod invite;
 pub mod keys;
 pub mod mfa;
 pub mod oidc;
+pub mod passkey;
 pub mod saml;
+pub mod webauthn;
 
 use crate::clock::SharedClock;
 use crate::config::Settings;
@@ -32,6 +35,8 @@ pub struct Services {
     pub issuer: String,
     /// Outgoing HTTP (back-channel logout), pooled.
     pub http: reqwest::Client,
+    /// The WebAuthn relying party (passkeys, security keys).
+    pub webauthn: Arc<webauthn_rs::Webauthn>,
 }
 
 /// Who caused an action, for the audit trail.

@@ -8,10 +8,12 @@ pub mod diesel;
 mod mfa;
 mod oidc;
 mod saml;
+mod webauthn;
 
 pub use mfa::{MfaRepo, StoredRecoveryCode, StoredTotp};
 pub use oidc::{ClientRepo, ConsentRepo, GrantRepo, KeyRepo, RegistrationRepo};
 pub use saml::SpRepo;
+pub use webauthn::{InviteRepo, PasskeyRepo, StoredInvite, StoredPasskey};
 
 use crate::domain::{
     AuditEntry, Group, GroupName, NewAuditEntry, PasswordCredential, Role, RoleName, Session, User,
@@ -66,6 +68,15 @@ pub trait SessionRepo {
     fn insert_session(&mut self, session: &Session) -> Result<()>;
     fn session(&mut self, id_digest: &str) -> Result<Option<Session>>;
     fn touch_session(&mut self, id_digest: &str, now: DateTime<Utc>) -> Result<()>;
+    /// Replaces a live session's methods and factor times (a step-up or a
+    /// fresh check proved another factor in the same session).
+    fn record_factors(
+        &mut self,
+        id_digest: &str,
+        amr: &[String],
+        factors: &std::collections::BTreeMap<String, DateTime<Utc>>,
+        auth_time: DateTime<Utc>,
+    ) -> Result<()>;
     fn delete_session(&mut self, id_digest: &str) -> Result<()>;
     fn delete_sessions_of(&mut self, user: &UserId) -> Result<u64>;
     fn sessions_of(&mut self, user: &UserId) -> Result<Vec<Session>>;
@@ -103,6 +114,8 @@ pub trait Repo:
     + RegistrationRepo
     + SpRepo
     + MfaRepo
+    + PasskeyRepo
+    + InviteRepo
 {
 }
 impl<T> Repo for T where
@@ -119,6 +132,8 @@ impl<T> Repo for T where
         + RegistrationRepo
         + SpRepo
         + MfaRepo
+        + PasskeyRepo
+        + InviteRepo
 {
 }
 

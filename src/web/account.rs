@@ -82,6 +82,10 @@ struct PasswordPage<'a> {
     forced: bool,
     error: Option<&'a str>,
     min_length: usize,
+    /// A second factor shown moments ago stands in for the current password.
+    fresh: bool,
+    has_password: bool,
+    has_passkey: bool,
 }
 
 #[derive(Deserialize)]
@@ -104,6 +108,12 @@ async fn password_page(
     error: Option<&str>,
 ) -> PageResult {
     let forced = state.services.must_change_password(user).await?;
+    let fresh = match signed_in(req, state).await? {
+        Some((session, _)) => state.services.has_fresh_factor(&session),
+        None => false,
+    };
+    let has_password = state.services.has_password(user).await?;
+    let has_passkey = state.services.mfa_status(user).await?.passkeys > 0;
     let csrf = CsrfForm::issue(req, state).await?;
     let page = PasswordPage {
         csrf: &csrf.token,
@@ -111,6 +121,9 @@ async fn password_page(
         forced,
         error,
         min_length: state.services.settings.login.password_min_length,
+        fresh,
+        has_password,
+        has_passkey,
     };
     Ok(csrf.attach(render(status, &page)))
 }

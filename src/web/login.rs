@@ -133,13 +133,15 @@ pub async fn submit(req: HttpRequest, state: State, form: web::Form<LoginForm>) 
             state.metrics.signin("pwd", "success");
             start_session(&req, &state, signed_in, &next, client.ip.clone()).await
         }
-        Ok(PasswordOk::NeedsSecondFactor { pending }) => {
+        Ok(PasswordOk::NeedsSecondFactor { pending, factors }) => {
             let csrf = CsrfForm::issue(&req, &state).await?;
             let page = SecondFactorPage {
                 csrf: &csrf.token,
                 pending: &pending,
                 next: &next,
                 error: None,
+                totp: factors.totp,
+                passkey: factors.passkeys > 0,
             };
             Ok(csrf.attach(render(StatusCode::OK, &page)))
         }
@@ -160,8 +162,23 @@ async fn start_session(
     next: &str,
     ip: Option<String>,
 ) -> PageResult {
-    // Rotation: whatever session this browser had ends here, so a session ID
-    // planted before sign-in is worth nothing after it.
+    let (cookie, to) = open_browser_session(req, state, signed_in, next, ip).await?;
+    let mut res = see_other(&to);
+    res.add_cookie(&cookie)
+        .map_err(|e| crate::error::Error::internal(e.to_string()))?;
+    Ok(res)
+}
+
+/// The session cookie for a new sign-in and where the browser goes next.
+/// Whatever session this browser had ends here, so a session ID planted
+/// before sign-in is worth nothing after it.
+pub(super) async fn open_browser_session(
+    req: &HttpRequest,
+    state: &State,
+    signed_in: SignedIn,
+    next: &str,
+    ip: Option<String>,
+) -> Result<(actix_web::cookie::Cookie<'static>, String), crate::web::page::PageError> {
     if let Some(old) = session_token(req, state) {
         state.services.logout(&old, ip).await?;
     }
@@ -171,10 +188,7 @@ async fn start_session(
         target(Some(next))
     };
     let name = state.services.settings.session.cookie_name.clone();
-    let mut res = see_other(&to);
-    res.add_cookie(&cookie(state, &name, signed_in.token))
-        .map_err(|e| crate::error::Error::internal(e.to_string()))?;
-    Ok(res)
+    Ok((cookie(state, &name, signed_in.token).into_owned(), to))
 }
 
 #[derive(Template)]
@@ -184,6 +198,9 @@ struct SecondFactorPage<'a> {
     pending: &'a str,
     next: &'a str,
     error: Option<&'a str>,
+    /// Which second factors to offer.
+    totp: bool,
+    passkey: bool,
 }
 
 #[derive(Deserialize)]
@@ -215,11 +232,14 @@ pub async fn second_factor(
         );
         async move {
             let csrf = CsrfForm::issue(req, state).await?;
+            let factors = state.services.pending_factors(&pending).await?;
             let page = SecondFactorPage {
                 csrf: &csrf.token,
                 pending: &pending,
                 next: &next,
                 error: Some(&error),
+                totp: factors.totp,
+                passkey: factors.passkeys > 0,
             };
             Ok::<_, crate::web::page::PageError>(csrf.attach(render(status, &page)))
         }

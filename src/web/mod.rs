@@ -8,6 +8,8 @@ mod middleware;
 mod oidc;
 mod ops;
 mod page;
+mod passkey_pages;
+mod passkeys;
 pub(crate) mod saml;
 mod security;
 
@@ -54,6 +56,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .configure(oidc::routes)
     .configure(saml::routes)
     .configure(security::routes)
+    .configure(passkeys::routes)
+    .configure(passkey_pages::routes)
     .default_service(web::to(not_found));
 }
 

@@ -63,6 +63,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../static/autosubmit.js"),
     ),
+    (
+        "webauthn.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/webauthn.js"),
+    ),
 ];
 
 pub async fn static_file(name: web::Path<String>) -> HttpResponse {

@@ -7,6 +7,7 @@ use super::page::{
     session_token, signed_in, status_for,
 };
 use crate::domain::User;
+use crate::error::ErrorKind;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -22,6 +23,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/account/security/totp/remove", web::post().to(remove_totp))
         .route("/account/security/recovery", web::post().to(regenerate))
         .route(
+            "/account/security/passkeys/rename",
+            web::post().to(rename_passkey),
+        )
+        .route(
+            "/account/security/passkeys/remove",
+            web::post().to(remove_passkey),
+        )
+        .route(
             "/account/security/sessions/end",
             web::post().to(end_session),
         );
@@ -34,7 +43,18 @@ struct SecurityPage<'a> {
     totp: bool,
     recovery_left: usize,
     notice: Option<&'a str>,
+    error: Option<&'a str>,
     sessions: Vec<SessionRow>,
+    passkeys: Vec<PasskeyRow>,
+    has_password: bool,
+}
+
+struct PasskeyRow {
+    id: String,
+    name: String,
+    kind: &'static str,
+    created: String,
+    last_used: String,
 }
 
 struct SessionRow {
@@ -73,8 +93,16 @@ async fn user(
     })
 }
 
-async fn page(req: &HttpRequest, state: &State, u: &User, notice: Option<&str>) -> PageResult {
+/// What the page says above everything else.
+enum Banner<'a> {
+    None,
+    Notice(&'a str),
+    Error(&'a str),
+}
+
+async fn page(req: &HttpRequest, state: &State, u: &User, banner: Banner<'_>) -> PageResult {
     let status = state.services.mfa_status(u).await?;
+    let has_password = state.services.has_password(u).await?;
     let current = session_token(req, state)
         .map(|t| crate::service::Services::session_digest(&t))
         .unwrap_or_default();
@@ -97,23 +125,61 @@ async fn page(req: &HttpRequest, state: &State, u: &User, notice: Option<&str>) 
             methods: s.methods.join(", "),
         })
         .collect();
+    let passkeys = state
+        .services
+        .passkeys(u)
+        .await?
+        .into_iter()
+        .map(|p| PasskeyRow {
+            kind: match (p.discoverable, p.synced) {
+                (true, true) => "Passkey (synced)",
+                (true, false) => "Passkey",
+                (false, _) => "Security key",
+            },
+            created: fmt(p.created_at),
+            last_used: p.last_used_at.map(fmt).unwrap_or_else(|| "never".into()),
+            id: p.id,
+            name: p.name,
+        })
+        .collect();
+    let (notice, error, code) = match banner {
+        Banner::None => (None, None, StatusCode::OK),
+        Banner::Notice(n) => (Some(n), None, StatusCode::OK),
+        Banner::Error(e) => (None, Some(e), StatusCode::BAD_REQUEST),
+    };
     let csrf = CsrfForm::issue(req, state).await?;
     let p = SecurityPage {
         csrf: &csrf.token,
         totp: status.totp,
         recovery_left: status.recovery_codes_left,
         notice,
+        error,
         sessions,
+        passkeys,
+        has_password,
     };
-    Ok(csrf.attach(render(StatusCode::OK, &p)))
+    Ok(csrf.attach(render(code, &p)))
 }
 
-pub async fn show(req: HttpRequest, state: State) -> PageResult {
+#[derive(Deserialize)]
+pub struct ShowQuery {
+    added: Option<String>,
+    welcome: Option<String>,
+}
+
+pub async fn show(req: HttpRequest, state: State, q: web::Query<ShowQuery>) -> PageResult {
     let u = match user(&req, &state).await? {
         Ok(u) => u,
         Err(r) => return Ok(r),
     };
-    page(&req, &state, &u, None).await
+    let banner = if q.welcome.is_some() {
+        Banner::Notice("Welcome! Your passkey is set up and you are signed in.")
+    } else if q.added.is_some() {
+        Banner::Notice("The passkey was added.")
+    } else {
+        Banner::None
+    };
+    page(&req, &state, &u, banner).await
 }
 
 async fn checked(
@@ -177,7 +243,13 @@ pub async fn confirm_totp(req: HttpRequest, state: State, form: web::Form<CodeFo
     let ip = client_info(&req, &state).ip;
     match state.services.confirm_totp(&u, &form.code, ip).await {
         Ok(codes) if codes.is_empty() => {
-            page(&req, &state, &u, Some("Your authenticator app is set up.")).await
+            page(
+                &req,
+                &state,
+                &u,
+                Banner::Notice("Your authenticator app is set up."),
+            )
+            .await
         }
         Ok(codes) => Ok(render(StatusCode::OK, &CodesPage { codes: &codes })),
         Err(e) if e.kind == crate::error::ErrorKind::Unauthenticated => {
@@ -200,7 +272,7 @@ pub async fn remove_totp(req: HttpRequest, state: State, form: web::Form<CsrfOnl
         &req,
         &state,
         &u,
-        Some("The authenticator app and your recovery codes were removed."),
+        Banner::Notice("The authenticator app and your recovery codes were removed."),
     )
     .await
 }
@@ -243,5 +315,57 @@ pub async fn end_session(req: HttpRequest, state: State, form: web::Form<EndForm
     } else {
         "That session had already ended."
     };
-    page(&req, &state, &u, Some(notice)).await
+    page(&req, &state, &u, Banner::Notice(notice)).await
+}
+
+#[derive(Deserialize)]
+pub struct PasskeyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    name: String,
+}
+
+pub async fn rename_passkey(
+    req: HttpRequest,
+    state: State,
+    form: web::Form<PasskeyForm>,
+) -> PageResult {
+    let u = match checked(&req, &state, &form.csrf).await? {
+        Ok(u) => u,
+        Err(r) => return Ok(r),
+    };
+    let ip = client_info(&req, &state).ip;
+    match state
+        .services
+        .rename_passkey(&u, &form.id, &form.name, ip)
+        .await
+    {
+        Ok(()) => page(&req, &state, &u, Banner::Notice("The passkey was renamed.")).await,
+        Err(e) if e.kind != ErrorKind::Internal && e.kind != ErrorKind::Unavailable => {
+            page(&req, &state, &u, Banner::Error(e.public())).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn remove_passkey(
+    req: HttpRequest,
+    state: State,
+    form: web::Form<PasskeyForm>,
+) -> PageResult {
+    let u = match checked(&req, &state, &form.csrf).await? {
+        Ok(u) => u,
+        Err(r) => return Ok(r),
+    };
+    let ip = client_info(&req, &state).ip;
+    match state.services.remove_passkey(&u, &form.id, ip).await {
+        Ok(()) => page(&req, &state, &u, Banner::Notice("The passkey was removed.")).await,
+        Err(e) if e.kind != ErrorKind::Internal && e.kind != ErrorKind::Unavailable => {
+            page(&req, &state, &u, Banner::Error(e.public())).await
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -311,6 +311,24 @@ impl Browser {
         .await
     }
 
+    /// POSTs JSON, as `static/webauthn.js` does; returns the status and the
+    /// JSON answer.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or_default())
+    }
+
     /// Fetches the sign-in page and submits it.
     pub async fn login(&self, username: &str, password: &str) -> Page {
         let form = self.get("/login").await;

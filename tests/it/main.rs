@@ -9,6 +9,7 @@ mod login;
 mod mfa;
 pub mod oidc;
 mod ops;
+mod passkey;
 mod policy;
 mod saml;
 mod saml_signed;

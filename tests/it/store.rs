@@ -187,6 +187,7 @@ fn conformance(store: &dyn Store) {
         amr: vec!["pwd".into(), "otp".into()],
         ip: Some("203.0.113.9".into()),
         user_agent: Some("test".into()),
+        factors: [("pwd".to_string(), t0()), ("otp".to_string(), t0())].into(),
     };
     let s2 = Session {
         id_digest: "d2".into(),

@@ -11,6 +11,7 @@ mod saml;
 mod schema;
 mod sessions;
 mod users;
+mod webauthn;
 
 use super::{Repo, Store};
 use crate::config::DatabaseSettings;

@@ -69,6 +69,7 @@ diesel::table! {
         amr -> Text,
         ip -> Nullable<Text>,
         user_agent -> Nullable<Text>,
+        factors -> Text,
     }
 }
 
@@ -252,6 +253,33 @@ diesel::table! {
         user_id -> Text,
         code_hash -> Text,
         created_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    webauthn_credentials (id) {
+        id -> Text,
+        user_id -> Text,
+        credential_id -> Text,
+        name -> Text,
+        discoverable -> Bool,
+        credential -> Text,
+        aaguid -> Nullable<Text>,
+        sign_count -> BigInt,
+        backup_eligible -> Bool,
+        backup_state -> Bool,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    invites (digest) {
+        digest -> Text,
+        user_id -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
         used_at -> Nullable<BigInt>,
     }
 }

@@ -5,6 +5,7 @@ use crate::error::Result;
 use crate::store::SessionRepo;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use std::collections::BTreeMap;
 
 #[derive(Queryable, Insertable)]
 #[diesel(table_name = s)]
@@ -18,6 +19,20 @@ struct SessionRow {
     amr: String,
     ip: Option<String>,
     user_agent: Option<String>,
+    factors: String,
+}
+
+fn factors_json(f: &BTreeMap<String, DateTime<Utc>>) -> String {
+    let m: BTreeMap<&str, i64> = f.iter().map(|(k, v)| (k.as_str(), to_ts(*v))).collect();
+    serde_json::to_string(&m).unwrap_or_else(|_| "{}".into())
+}
+
+fn factors_from_json(s: &str) -> BTreeMap<String, DateTime<Utc>> {
+    serde_json::from_str::<BTreeMap<String, i64>>(s)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, from_ts(v)))
+        .collect()
 }
 
 impl SessionRow {
@@ -32,6 +47,7 @@ impl SessionRow {
             amr: x.amr.join(" "),
             ip: x.ip.clone(),
             user_agent: x.user_agent.clone(),
+            factors: factors_json(&x.factors),
         }
     }
 
@@ -46,6 +62,7 @@ impl SessionRow {
             amr: self.amr.split_whitespace().map(str::to_string).collect(),
             ip: self.ip,
             user_agent: self.user_agent,
+            factors: factors_from_json(&self.factors),
         }
     }
 }
@@ -69,6 +86,23 @@ impl SessionRepo for DbConn {
     fn touch_session(&mut self, id_digest: &str, now: DateTime<Utc>) -> Result<()> {
         diesel::update(s::table.find(id_digest))
             .set(s::last_seen_at.eq(to_ts(now)))
+            .execute(self)?;
+        Ok(())
+    }
+
+    fn record_factors(
+        &mut self,
+        id_digest: &str,
+        amr: &[String],
+        factors: &BTreeMap<String, DateTime<Utc>>,
+        auth_time: DateTime<Utc>,
+    ) -> Result<()> {
+        diesel::update(s::table.find(id_digest))
+            .set((
+                s::amr.eq(amr.join(" ")),
+                s::factors.eq(factors_json(factors)),
+                s::auth_time.eq(to_ts(auth_time)),
+            ))
             .execute(self)?;
         Ok(())
     }

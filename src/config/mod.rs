@@ -14,6 +14,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+mod webauthn;
+pub use webauthn::{AttestationPolicy, WebauthnSettings};
+
 /// Sections of the file; an env var `PORTCULLIS_<SECTION>_<KEY>` nests under one.
 const SECTIONS: &[&str] = &[
     "database",
@@ -23,6 +26,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "keys",
     "oidc",
+    "webauthn",
 ];
 
 /// A config value that may hold credentials (a database URL with a password).
@@ -92,6 +96,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub keys: KeySettings,
     pub oidc: OidcSettings,
+    pub webauthn: WebauthnSettings,
 }
 
 impl Default for Settings {
@@ -107,6 +112,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             keys: KeySettings::default(),
             oidc: OidcSettings::default(),
+            webauthn: WebauthnSettings::default(),
         }
     }
 }
@@ -442,6 +448,7 @@ impl Settings {
                 "is required with PostgreSQL (every node must share it); generate one with `portcullis keys generate-secret`",
             ));
         }
+        self.webauthn.validate()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| key_error("log.level", e))?;
         Ok(())
