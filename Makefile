@@ -42,6 +42,10 @@ test-setup: setup
 		echo "test-setup: installing xmlsec1"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq xmlsec1 \
 		|| echo "test-setup: xmlsec1 could not be installed; its checks will be skipped"; }
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		echo "test-setup: installing chromium (browser test)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium \
+		|| echo "test-setup: chromium could not be installed; the browser test will be skipped"; }
 
 test: test-setup
 	$(CARGO) test

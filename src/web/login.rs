@@ -2,8 +2,8 @@
 
 use super::State;
 use super::page::{
-    CSRF_FAILED, CsrfForm, PageResult, client_info, cookie, csrf_ok, removal_cookie, render,
-    see_other, session_token, status_for,
+    CSRF_FAILED, CsrfForm, PageResult, allow_return, client_info, cookie, csrf_ok, removal_cookie,
+    render, see_other, session_token, status_for,
 };
 use crate::protocol::login::safe_return_path;
 use crate::service::auth::{PasswordOk, SignedIn};
@@ -80,7 +80,7 @@ async fn login_page(req: &HttpRequest, state: &State, v: LoginView<'_>) -> PageR
         error: v.error,
         notice: v.notice,
     };
-    Ok(csrf.attach(render(v.status, &page)))
+    Ok(allow_return(state, v.next, csrf.attach(render(v.status, &page))).await)
 }
 
 pub async fn show(req: HttpRequest, state: State, q: web::Query<LoginQuery>) -> PageResult {
@@ -143,7 +143,7 @@ pub async fn submit(req: HttpRequest, state: State, form: web::Form<LoginForm>) 
                 totp: factors.totp,
                 passkey: factors.passkeys > 0,
             };
-            Ok(csrf.attach(render(StatusCode::OK, &page)))
+            Ok(allow_return(&state, &next, csrf.attach(render(StatusCode::OK, &page))).await)
         }
         Err(failure) => {
             state.metrics.signin("pwd", failure.outcome.as_str());
@@ -241,7 +241,8 @@ pub async fn second_factor(
                 totp: factors.totp,
                 passkey: factors.passkeys > 0,
             };
-            Ok::<_, crate::web::page::PageError>(csrf.attach(render(status, &page)))
+            let res = csrf.attach(render(status, &page));
+            Ok::<_, crate::web::page::PageError>(allow_return(state, &next, res).await)
         }
     };
     if !csrf_ok(&req, &state, &form.csrf).await? {

@@ -16,6 +16,27 @@ use std::fmt;
 /// Cookie that binds CSRF tokens to one browser.
 pub const CSRF_COOKIE: &str = "portcullis_csrf";
 
+/// The Content-Security-Policy of every page; `form_action` lists where its
+/// forms (and the redirects after them) may go.
+pub fn csp(form_action: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         object-src 'none'; base-uri 'none'; form-action {form_action}; frame-ancestors 'none'"
+    )
+}
+
+/// Lets a page's forms end at the relying party an authorization in
+/// progress returns to (see `authorization_return_origin`).
+pub async fn allow_return(state: &State, next: &str, mut res: HttpResponse) -> HttpResponse {
+    if let Some(origin) = state.services.authorization_return_origin(next).await
+        && let Ok(v) = csp(&format!("'self' {origin}")).parse()
+    {
+        res.headers_mut()
+            .insert(actix_web::http::header::CONTENT_SECURITY_POLICY, v);
+    }
+    res
+}
+
 pub fn status_for(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,

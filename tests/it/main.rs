@@ -2,6 +2,9 @@
 //! PostgreSQL and Redis cases run when `PORTCULLIS_TEST_DATABASE_URL` /
 //! `PORTCULLIS_TEST_REDIS_URL` are set and say that they were skipped otherwise.
 
+mod browser;
+#[allow(dead_code)]
+mod cdp;
 mod cli;
 mod common;
 mod ephemeral;

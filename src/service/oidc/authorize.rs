@@ -173,6 +173,19 @@ impl Services {
         self.ephemeral.put_ttl(&tx_key(tx), &bytes, TX_TTL).await
     }
 
+    /// The origin a pending authorization ends at, when `next` continues one
+    /// (`/authorize/resume?tx=…`). A page whose form leads there must allow
+    /// it in CSP `form-action`: browsers apply that to the redirects that
+    /// follow a form submission, not only to its first target.
+    pub async fn authorization_return_origin(&self, next: &str) -> Option<String> {
+        let tx = next.strip_prefix("/authorize/resume?tx=")?;
+        let t = self.get_tx(tx).await.ok()?;
+        url::Url::parse(&t.request.redirect_uri)
+            .ok()
+            .map(|u| u.origin().ascii_serialization())
+            .filter(|o| o != "null")
+    }
+
     async fn get_tx(&self, tx: &str) -> Result<Transaction> {
         let gone = || {
             Error::invalid(

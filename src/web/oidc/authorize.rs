@@ -7,8 +7,8 @@ use crate::protocol::oidc::uri::with_query;
 use crate::service::oidc::authorize::{AuthorizeOutcome, ClientResponse};
 use crate::web::State;
 use crate::web::page::{
-    CSRF_FAILED, CsrfForm, PageResult, auto_post, csrf_ok, error_page, render, see_other,
-    signed_in, to_sign_in,
+    CSRF_FAILED, CsrfForm, PageResult, allow_return, auto_post, csrf_ok, error_page, render,
+    see_other, signed_in, to_sign_in,
 };
 use actix_web::http::StatusCode;
 use actix_web::http::header::CACHE_CONTROL;
@@ -105,7 +105,8 @@ async fn respond(req: &HttpRequest, state: &State, outcome: AuthorizeOutcome) ->
                 client_name: &client_name,
                 scopes: scopes.iter().map(|s| (s.as_str(), describe(s))).collect(),
             };
-            csrf.attach(render(StatusCode::OK, &page))
+            let res = csrf.attach(render(StatusCode::OK, &page));
+            allow_return(state, &format!("/authorize/resume?tx={tx}"), res).await
         }
         AuthorizeOutcome::Respond(r) => client_response(&r),
     })
