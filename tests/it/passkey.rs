@@ -108,7 +108,18 @@ pub async fn register(b: &Browser, key: &mut Key, name: &str, kind: &str) -> (u1
 /// Signs a fresh browser in with the passkey alone; returns the answer.
 pub async fn passkey_sign_in(srv: &TestServer, key: &mut Key, next: &str) -> (Browser, u16, Value) {
     let b = srv.browser();
-    let page = b.get("/login").await;
+    let (st, v) = sign_in_with_passkey(&b, key, "/login", next).await;
+    (b, st, v)
+}
+
+/// The passkey button of the sign-in page at `login`, in browser `b`.
+pub async fn sign_in_with_passkey(
+    b: &Browser,
+    key: &mut Key,
+    login: &str,
+    next: &str,
+) -> (u16, Value) {
+    let page = b.get(login).await;
     assert!(page.body.contains("data-webauthn=\"signin\""));
     assert!(page.body.contains("autocomplete=\"username webauthn\""));
     let csrf = page.csrf();
@@ -118,13 +129,11 @@ pub async fn passkey_sign_in(srv: &TestServer, key: &mut Key, next: &str) -> (Br
     assert_eq!(st, 200, "{c}");
     assert_eq!(c["options"]["publicKey"]["allowCredentials"], json!([]));
     let cred = key.get(&c["options"]);
-    let (st, v) = b
-        .post_json(
-            "/webauthn/login/finish",
-            &json!({"csrf": csrf, "ceremony": c["ceremony"], "credential": cred, "next": next}),
-        )
-        .await;
-    (b, st, v)
+    b.post_json(
+        "/webauthn/login/finish",
+        &json!({"csrf": csrf, "ceremony": c["ceremony"], "credential": cred, "next": next}),
+    )
+    .await
 }
 
 /// The value of a `data-<name>` attribute: how pages hand the script its
@@ -481,4 +490,47 @@ async fn a_fresh_passkey_check_stands_in_for_the_password() {
     srv.clock.advance(chrono::Duration::seconds(61));
     let form = b.get("/account/password").await;
     assert!(form.body.contains("name=\"current\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phishing_resistant_step_up_with_a_passkey_for_oidc_and_saml() {
+    let srv = TestServer::start_now(Backend::Embedded).await;
+    srv.user("ada").await;
+    let b = srv.browser();
+    b.login("ada", PASSWORD).await;
+    let mut key = Key::new(&srv);
+    assert_eq!(register(&b, &mut key, "Laptop", "passkey").await.0, 200);
+
+    // The password session is too weak for acr_values=phr.
+    let c = crate::oidc::client(&srv, crate::oidc::draft("phr-app")).await;
+    let url = crate::oidc::authorize_url(&srv, &c, &[("acr_values", "urn:portcullis:acr:phr")]);
+    let loc = b.get_url(&url).await.location.unwrap();
+    assert!(
+        loc.starts_with("/login") && loc.contains("reauth=1"),
+        "{loc}"
+    );
+    let next = field_value(&b.get(&loc).await.body, "next").unwrap();
+    let (st, v) = sign_in_with_passkey(&b, &mut key, &loc, &next).await;
+    assert_eq!(st, 200, "{v}");
+    let back = b.get(v["redirect"].as_str().unwrap()).await;
+    let code = crate::oidc::param(back.location.as_deref().unwrap(), "code").unwrap();
+    let (_, t) = crate::oidc::redeem(&srv, &c, &code, crate::oidc::VERIFIER).await;
+    let claims = crate::oidc::flow_payload(t["id_token"].as_str().unwrap());
+    assert_eq!(claims["acr"], "urn:portcullis:acr:phr", "{claims}");
+    assert_eq!(claims["amr"], json!(["hwk", "user", "mfa"]));
+
+    // SAML asks for the same level: the passkey session meets it.
+    crate::saml::register_sp(&srv, portcullis::domain::NameIdFormat::Persistent).await;
+    let xml = crate::saml::authn_request(&srv, "_phr", "").replace(
+        "</samlp:AuthnRequest>",
+        "<samlp:RequestedAuthnContext Comparison=\"minimum\"><saml:AuthnContextClassRef>urn:portcullis:acr:phr</saml:AuthnContextClassRef></samlp:RequestedAuthnContext></samlp:AuthnRequest>",
+    );
+    let page = b.get_url(&crate::saml::redirect_url(&srv, &xml, "")).await;
+    let resp = crate::saml::decode(&field_value(&page.body, "SAMLResponse").unwrap());
+    assert!(
+        resp.contains(
+            "<saml:AuthnContextClassRef>urn:portcullis:acr:phr</saml:AuthnContextClassRef>"
+        ),
+        "{resp}"
+    );
 }
