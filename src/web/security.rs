@@ -338,17 +338,11 @@ pub async fn rename_passkey(
         Err(r) => return Ok(r),
     };
     let ip = client_info(&req, &state).ip;
-    match state
+    let done = state
         .services
         .rename_passkey(&u, &form.id, &form.name, ip)
-        .await
-    {
-        Ok(()) => page(&req, &state, &u, Banner::Notice("The passkey was renamed.")).await,
-        Err(e) if e.kind != ErrorKind::Internal && e.kind != ErrorKind::Unavailable => {
-            page(&req, &state, &u, Banner::Error(e.public())).await
-        }
-        Err(e) => Err(e.into()),
-    }
+        .await;
+    after_change(&req, &state, &u, done, "The passkey was renamed.").await
 }
 
 pub async fn remove_passkey(
@@ -361,10 +355,23 @@ pub async fn remove_passkey(
         Err(r) => return Ok(r),
     };
     let ip = client_info(&req, &state).ip;
-    match state.services.remove_passkey(&u, &form.id, ip).await {
-        Ok(()) => page(&req, &state, &u, Banner::Notice("The passkey was removed.")).await,
+    let done = state.services.remove_passkey(&u, &form.id, ip).await;
+    after_change(&req, &state, &u, done, "The passkey was removed.").await
+}
+
+/// The security page again, saying what happened; a refusal (bad name, the
+/// last way in) is shown on the page, a failure of ours is an error page.
+async fn after_change(
+    req: &HttpRequest,
+    state: &State,
+    u: &User,
+    done: crate::error::Result<()>,
+    notice: &str,
+) -> PageResult {
+    match done {
+        Ok(()) => page(req, state, u, Banner::Notice(notice)).await,
         Err(e) if e.kind != ErrorKind::Internal && e.kind != ErrorKind::Unavailable => {
-            page(&req, &state, &u, Banner::Error(e.public())).await
+            page(req, state, u, Banner::Error(e.public())).await
         }
         Err(e) => Err(e.into()),
     }

@@ -77,6 +77,27 @@ async fn cli_round_trips_while_a_server_runs_on_the_same_database() {
         Some(&format!("{PASSWORD}\n")),
     );
     assert!(ok(&out).contains("created user nora"));
+    // An invitation from the command line opens on the running server.
+    let inv: serde_json::Value = serde_json::from_str(&ok(&portcullis(
+        &config,
+        &["user", "invite", "quinn", "--json"],
+        None,
+    )))
+    .unwrap();
+    assert_eq!(inv["created"], true);
+    let token = inv["url"]
+        .as_str()
+        .unwrap()
+        .split("/invite/")
+        .nth(1)
+        .unwrap();
+    let page = srv.browser().get(&format!("/invite/{token}")).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("<strong>quinn</strong>"),
+        "{}",
+        page.body
+    );
     let (code, err) = failure(&portcullis(&config, &["user", "add", "NORA"], None));
     assert_eq!(code, 1);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -94,7 +115,7 @@ async fn cli_round_trips_while_a_server_runs_on_the_same_database() {
         .iter()
         .map(|u| u["username"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["admin", "nora"]);
+    assert_eq!(names, ["admin", "nora", "quinn"]);
     assert_eq!(list[1]["email"], "nora@example.test");
     assert_eq!(list[1]["display_name"], "Nora N");
     assert_eq!(list[1]["status"], "active");

@@ -534,3 +534,64 @@ async fn phishing_resistant_step_up_with_a_passkey_for_oidc_and_saml() {
         "{resp}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aaguid_allow_list_admits_only_listed_models() {
+    use portcullis::config::AttestationPolicy;
+    let start = |allowed: Vec<uuid::Uuid>| async move {
+        let mut env = crate::common::TestEnv::new(Backend::Embedded);
+        env.settings.webauthn.attestation = AttestationPolicy::Direct;
+        env.settings.webauthn.allowed_aaguids = allowed;
+        let srv = TestServer::start_with(env).await;
+        srv.user("amy").await;
+        let b = srv.browser();
+        b.login("amy", PASSWORD).await;
+        (srv, b)
+    };
+    // A list without this authenticator's model: refused and audited.
+    let (srv, b) = start(vec![uuid::Uuid::from_u128(7)]).await;
+    let mut key = Key::new(&srv);
+    let csrf = b.get("/account/security").await.csrf();
+    let (_, c) = b
+        .post_json(
+            "/webauthn/register/start",
+            &json!({"csrf": csrf, "kind": "passkey"}),
+        )
+        .await;
+    assert_eq!(c["options"]["publicKey"]["attestation"], "direct");
+    let cred = key.create(&c["options"], true);
+    let (st, v) = b
+        .post_json(
+            "/webauthn/register/finish",
+            &json!({"csrf": csrf, "ceremony": c["ceremony"], "name": "Soft", "credential": cred}),
+        )
+        .await;
+    assert_eq!(st, 403, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("not allowed here"),
+        "{v}"
+    );
+    let refused = srv.services.recent_audit(20).await.unwrap();
+    let entry = refused
+        .iter()
+        .find(|e| e.entry.action == "passkey.refused_model")
+        .expect("audited");
+    let model: uuid::Uuid = entry.entry.detail["aaguid"]
+        .as_str()
+        .expect("the model was read")
+        .parse()
+        .unwrap();
+    assert!(
+        srv.services
+            .passkeys(&srv.services.user_details("amy").await.unwrap().user)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The same model, listed: admitted.
+    let (srv, b) = start(vec![model]).await;
+    let mut key = Key::new(&srv);
+    let (st, v) = register(&b, &mut key, "Soft", "passkey").await;
+    assert_eq!(st, 200, "{v}");
+}
