@@ -360,9 +360,17 @@ impl Services {
     /// Whether a second factor was shown in this session recently enough
     /// (`webauthn.fresh_within`) to stand in for the current password.
     pub fn has_fresh_factor(&self, session: &Session) -> bool {
-        let within = chrono::Duration::from_std(self.settings.webauthn.fresh_within)
-            .unwrap_or_else(|_| chrono::Duration::minutes(5));
-        crate::protocol::webauthn::fresh_second_factor(&session.factors, self.now(), within)
+        crate::protocol::webauthn::fresh_second_factor(
+            &session.factors,
+            self.now(),
+            self.fresh_window(),
+        )
+    }
+
+    /// `webauthn.fresh_within`: how recent a factor must be to count as fresh.
+    pub(super) fn fresh_window(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.settings.webauthn.fresh_within)
+            .unwrap_or_else(|_| chrono::Duration::minutes(5))
     }
 
     pub async fn has_password(&self, user: &User) -> Result<bool> {

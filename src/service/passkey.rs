@@ -171,9 +171,7 @@ impl Services {
     /// Whether the session shows a user-verified passkey within the
     /// configured `webauthn.fresh_within`.
     pub fn has_fresh_passkey(&self, session: &Session) -> bool {
-        let within = chrono::Duration::from_std(self.settings.webauthn.fresh_within)
-            .unwrap_or_else(|_| chrono::Duration::minutes(5));
-        fresh_passkey(&session.factors, self.now(), within)
+        fresh_passkey(&session.factors, self.now(), self.fresh_window())
     }
 
     async fn assertion_options(
