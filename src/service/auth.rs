@@ -64,6 +64,17 @@ pub(super) fn account_key(username: &str) -> String {
     format!("loginfail:acct:{}", sha256_hex(username.as_bytes()))
 }
 
+/// What a locked account or address is told.
+pub(super) fn locked(retry_after: std::time::Duration) -> Error {
+    Error::new(
+        ErrorKind::Throttled,
+        format!(
+            "Too many failed sign-in attempts. Try again in {}.",
+            human_wait(retry_after)
+        ),
+    )
+}
+
 fn ip_key(ip: &str) -> String {
     format!("loginfail:ip:{ip}")
 }
@@ -140,16 +151,7 @@ impl Services {
             self.db(move |r| record(r, now, &a, "login.throttled", &subject, json!({})))
                 .await
                 .map_err(internal)?;
-            return Err(fail(
-                LoginOutcome::Throttled,
-                Error::new(
-                    ErrorKind::Throttled,
-                    format!(
-                        "Too many failed sign-in attempts. Try again in {}.",
-                        human_wait(retry_after)
-                    ),
-                ),
-            ));
+            return Err(fail(LoginOutcome::Throttled, locked(retry_after)));
         }
 
         let found = match Username::parse(username) {

@@ -1,12 +1,12 @@
 //! TOTP and recovery codes: enrollment, and the second step of sign-in.
 
-use super::auth::{ClientInfo, SignedIn, account_key};
+use super::auth::{ClientInfo, SignedIn, account_key, locked};
 use super::{Actor, Services, record};
 use crate::crypto::password::{hash_password, verify_password};
 use crate::crypto::{random_token, sha256_hex};
 use crate::domain::{User, UserId};
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::login::{ThrottleDecision, human_wait};
+use crate::protocol::login::ThrottleDecision;
 use crate::protocol::mfa::{
     TotpEnrollment, check_totp, enrollment, new_recovery_codes, new_totp_secret,
     normalise_recovery_code,
@@ -27,6 +27,10 @@ fn aad(user: &UserId) -> Vec<u8> {
 pub(super) struct Pending {
     user_id: String,
     must_change: bool,
+}
+
+fn sign_in_expired() -> Error {
+    Error::invalid("This sign-in has expired. Please sign in again.")
 }
 
 fn pending_key(token: &str) -> String {
@@ -219,53 +223,43 @@ impl Services {
         Ok(token)
     }
 
+    /// The pending sign-in and its user, while both are still good.
+    async fn read_pending(&self, pending: &str) -> Result<Option<(Pending, User)>> {
+        let Some(bytes) = self.ephemeral.get(&pending_key(pending)).await? else {
+            return Ok(None);
+        };
+        let Ok(p) = serde_json::from_slice::<Pending>(&bytes) else {
+            return Ok(None);
+        };
+        let id = UserId::from_stored(p.user_id.clone());
+        let user = self.db(move |r| r.user_by_id(&id)).await?;
+        Ok(user.filter(User::is_active).map(|u| (p, u)))
+    }
+
     /// The user behind a pending second-factor token, unless it expired, the
     /// account was disabled meanwhile or the account is locked.
     pub(super) async fn pending_user(&self, pending: &str, ip: &str) -> Result<(Pending, User)> {
-        let expired = || Error::invalid("This sign-in has expired. Please sign in again.");
-        let bytes = self
-            .ephemeral
-            .get(&pending_key(pending))
+        let (p, user) = self
+            .read_pending(pending)
             .await?
-            .ok_or_else(expired)?;
-        let p: Pending = serde_json::from_slice(&bytes).map_err(|_| expired())?;
-        let id = UserId::from_stored(p.user_id.clone());
-        let user = self
-            .db(move |r| r.user_by_id(&id))
-            .await?
-            .filter(User::is_active)
-            .ok_or_else(expired)?;
+            .ok_or_else(sign_in_expired)?;
         let name = user.username.to_string();
         if let ThrottleDecision::Locked { retry_after } = self.throttle_decision(&name, ip).await? {
             self.ephemeral.delete(&pending_key(pending)).await?;
-            return Err(Error::new(
-                ErrorKind::Throttled,
-                format!(
-                    "Too many failed sign-in attempts. Try again in {}.",
-                    human_wait(retry_after)
-                ),
-            ));
+            return Err(locked(retry_after));
         }
         Ok((p, user))
     }
 
     /// The second factors a pending sign-in can use (none once it expired).
     pub async fn pending_factors(&self, pending: &str) -> Result<MfaStatus> {
-        let none = MfaStatus {
-            totp: false,
-            recovery_codes_left: 0,
-            passkeys: 0,
-        };
-        let Some(bytes) = self.ephemeral.get(&pending_key(pending)).await? else {
-            return Ok(none);
-        };
-        let Ok(p) = serde_json::from_slice::<Pending>(&bytes) else {
-            return Ok(none);
-        };
-        let id = UserId::from_stored(p.user_id);
-        match self.db(move |r| r.user_by_id(&id)).await? {
-            Some(u) => self.mfa_status(&u).await,
-            None => Ok(none),
+        match self.read_pending(pending).await? {
+            Some((_, u)) => self.mfa_status(&u).await,
+            None => Ok(MfaStatus {
+                totp: false,
+                recovery_codes_left: 0,
+                passkeys: 0,
+            }),
         }
     }
 
@@ -296,9 +290,7 @@ impl Services {
         client: &ClientInfo,
     ) -> Result<SignedIn> {
         if self.ephemeral.take(&pending_key(pending)).await?.is_none() {
-            return Err(Error::invalid(
-                "This sign-in has expired. Please sign in again.",
-            ));
+            return Err(sign_in_expired());
         }
         let name = user.username.to_string();
         self.ephemeral.delete(&account_key(&name)).await?;
