@@ -105,6 +105,17 @@ pub async fn register(b: &Browser, key: &mut Key, name: &str, kind: &str) -> (u1
     .await
 }
 
+/// A new user signed in with a password who then added a passkey.
+async fn user_with_passkey(srv: &TestServer, name: &str) -> (Browser, Key) {
+    srv.user(name).await;
+    let b = srv.browser();
+    b.login(name, PASSWORD).await;
+    let mut key = Key::new(srv);
+    let (st, v) = register(&b, &mut key, "Laptop", "passkey").await;
+    assert_eq!(st, 200, "{v}");
+    (b, key)
+}
+
 /// Signs a fresh browser in with the passkey alone; returns the answer.
 pub async fn passkey_sign_in(srv: &TestServer, key: &mut Key, next: &str) -> (Browser, u16, Value) {
     let b = srv.browser();
@@ -294,11 +305,7 @@ async fn security_key_as_second_factor_after_a_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_counter_that_goes_backwards_is_refused_and_audited() {
     let srv = TestServer::start(Backend::Embedded).await;
-    srv.user("cai").await;
-    let b = srv.browser();
-    b.login("cai", PASSWORD).await;
-    let mut key = Key::new(&srv);
-    assert_eq!(register(&b, &mut key, "Key", "passkey").await.0, 200);
+    let (_, mut key) = user_with_passkey(&srv, "cai").await;
     let (_, st, _) = passkey_sign_in(&srv, &mut key, "").await;
     assert_eq!(st, 200);
 
@@ -416,11 +423,7 @@ async fn invitation_links_work_once_and_expire() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_passkey_check_stands_in_for_the_password() {
     let srv = TestServer::start(Backend::Embedded).await;
-    srv.user("fay").await;
-    let b = srv.browser();
-    b.login("fay", PASSWORD).await;
-    let mut key = Key::new(&srv);
-    assert_eq!(register(&b, &mut key, "Laptop", "passkey").await.0, 200);
+    let (b, mut key) = user_with_passkey(&srv, "fay").await;
 
     // Password-only session: the current password is asked for.
     let form = b.get("/account/password").await;
@@ -495,11 +498,7 @@ async fn a_fresh_passkey_check_stands_in_for_the_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phishing_resistant_step_up_with_a_passkey_for_oidc_and_saml() {
     let srv = TestServer::start_now(Backend::Embedded).await;
-    srv.user("ada").await;
-    let b = srv.browser();
-    b.login("ada", PASSWORD).await;
-    let mut key = Key::new(&srv);
-    assert_eq!(register(&b, &mut key, "Laptop", "passkey").await.0, 200);
+    let (b, mut key) = user_with_passkey(&srv, "ada").await;
 
     // The password session is too weak for acr_values=phr.
     let c = crate::oidc::client(&srv, crate::oidc::draft("phr-app")).await;
