@@ -134,16 +134,12 @@ pub async fn submit(req: HttpRequest, state: State, form: web::Form<LoginForm>) 
             start_session(&req, &state, signed_in, &next, client.ip.clone()).await
         }
         Ok(PasswordOk::NeedsSecondFactor { pending, factors }) => {
-            let csrf = CsrfForm::issue(&req, &state).await?;
-            let page = SecondFactorPage {
-                csrf: &csrf.token,
+            let step = SecondStep {
                 pending: &pending,
                 next: &next,
-                error: None,
-                totp: factors.totp,
-                passkey: factors.passkeys > 0,
+                factors,
             };
-            Ok(allow_return(&state, &next, csrf.attach(render(StatusCode::OK, &page))).await)
+            second_step_page(&req, &state, step, StatusCode::OK, None).await
         }
         Err(failure) => {
             state.metrics.signin("pwd", failure.outcome.as_str());
@@ -214,6 +210,46 @@ pub struct SecondFactorForm {
     next: Option<String>,
 }
 
+/// A pending sign-in and the second factors it can use.
+struct SecondStep<'a> {
+    pending: &'a str,
+    next: &'a str,
+    factors: crate::service::mfa::MfaStatus,
+}
+
+async fn pending_step<'a>(
+    state: &State,
+    pending: &'a str,
+    next: &'a str,
+) -> Result<SecondStep<'a>, crate::web::page::PageError> {
+    let factors = state.services.pending_factors(pending).await?;
+    Ok(SecondStep {
+        pending,
+        next,
+        factors,
+    })
+}
+
+/// The second-step page, offering the factors the user has.
+async fn second_step_page(
+    req: &HttpRequest,
+    state: &State,
+    step: SecondStep<'_>,
+    status: StatusCode,
+    error: Option<&str>,
+) -> PageResult {
+    let csrf = CsrfForm::issue(req, state).await?;
+    let page = SecondFactorPage {
+        csrf: &csrf.token,
+        pending: step.pending,
+        next: step.next,
+        error,
+        totp: step.factors.totp,
+        passkey: step.factors.passkeys > 0,
+    };
+    Ok(allow_return(state, step.next, csrf.attach(render(status, &page))).await)
+}
+
 /// The second step of sign-in: a TOTP or recovery code.
 pub async fn second_factor(
     req: HttpRequest,
@@ -222,31 +258,10 @@ pub async fn second_factor(
 ) -> PageResult {
     let form = form.into_inner();
     let next = safe_return_path(form.next.as_deref()).unwrap_or_default();
-    let again = |status, error: &str| {
-        let (req, state, pending, next, error) = (
-            &req,
-            &state,
-            form.pending.clone(),
-            next.clone(),
-            error.to_string(),
-        );
-        async move {
-            let csrf = CsrfForm::issue(req, state).await?;
-            let factors = state.services.pending_factors(&pending).await?;
-            let page = SecondFactorPage {
-                csrf: &csrf.token,
-                pending: &pending,
-                next: &next,
-                error: Some(&error),
-                totp: factors.totp,
-                passkey: factors.passkeys > 0,
-            };
-            let res = csrf.attach(render(status, &page));
-            Ok::<_, crate::web::page::PageError>(allow_return(state, &next, res).await)
-        }
-    };
     if !csrf_ok(&req, &state, &form.csrf).await? {
-        return again(StatusCode::FORBIDDEN, CSRF_FAILED).await;
+        let step = pending_step(&state, &form.pending, &next).await?;
+        return second_step_page(&req, &state, step, StatusCode::FORBIDDEN, Some(CSRF_FAILED))
+            .await;
     }
     let client = client_info(&req, &state);
     match state
@@ -260,7 +275,15 @@ pub async fn second_factor(
         }
         Err(e) if e.kind == crate::error::ErrorKind::Unauthenticated => {
             state.metrics.signin("otp", "bad_credentials");
-            again(StatusCode::UNAUTHORIZED, e.public()).await
+            let step = pending_step(&state, &form.pending, &next).await?;
+            second_step_page(
+                &req,
+                &state,
+                step,
+                StatusCode::UNAUTHORIZED,
+                Some(e.public()),
+            )
+            .await
         }
         Err(e)
             if e.kind == crate::error::ErrorKind::Internal
