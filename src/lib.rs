@@ -144,9 +144,14 @@ impl App {
     }
 }
 
-/// Background upkeep: picks up keys rotated by another node or the CLI
-/// every minute, and removes expired sessions and grants every ten.
+/// Background upkeep: the PIM sweeper (windows starting and ending,
+/// webhooks) every `pim.sweep_interval`; keys rotated by another node or
+/// the CLI every minute; expired sessions and grants every ten.
 async fn housekeeping(services: Services) {
+    tokio::join!(services.run_pim_worker(), upkeep(services.clone()));
+}
+
+async fn upkeep(services: Services) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     let mut round: u64 = 0;
     loop {

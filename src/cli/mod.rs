@@ -3,6 +3,7 @@
 
 mod directory;
 mod oidc;
+mod pim;
 mod saml;
 
 use crate::config::Settings;
@@ -50,6 +51,9 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(oidc::KeysCommand),
+    /// Privileged Identity Management: policies, eligibility, windows.
+    #[command(subcommand)]
+    Pim(pim::PimCommand),
     /// Read and verify the audit trail.
     #[command(subcommand)]
     Audit(directory::AuditCommand),
@@ -77,6 +81,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Client(c) => oidc::client(settings, c).await,
         Command::Keys(c) => oidc::keys(settings, c).await,
         Command::Sp(c) => saml::sp(settings, c).await,
+        Command::Pim(c) => pim::pim(settings, c).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -95,6 +95,9 @@ pub struct AddClient {
     /// The weakest sign-in the client accepts: pwd, mfa or phr.
     #[arg(long)]
     require: Option<String>,
+    /// A privileged client: sign-in needs an active elevation of this role.
+    #[arg(long = "require-role")]
+    require_role: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -122,6 +125,7 @@ fn client_json(c: &Client) -> Value {
     v["access_token_ttl"] = json!(c.access_token_ttl);
     v["id_token_ttl"] = json!(c.id_token_ttl);
     v["refresh_token_ttl"] = json!(c.refresh_token_ttl);
+    v["required_role"] = json!(c.required_role);
     v
 }
 
@@ -151,6 +155,7 @@ pub async fn client(settings: Settings, cmd: ClientCommand) -> Result<()> {
                 id_token_ttl,
                 refresh_token_ttl,
                 require,
+                require_role,
                 json,
             } = *add;
             let auth_method = match (public, auth_method.as_deref()) {
@@ -214,6 +219,7 @@ pub async fn client(settings: Settings, cmd: ClientCommand) -> Result<()> {
                 id_token_ttl: secs(id_token_ttl),
                 refresh_token_ttl: secs(refresh_token_ttl),
                 required_acr: require,
+                required_role: require_role,
             };
             let created = svc.create_client(&actor, draft, opts).await?;
             if json {

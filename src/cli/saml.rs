@@ -39,6 +39,12 @@ pub struct AddSp {
     /// The weakest sign-in the SP accepts: pwd, mfa or phr.
     #[arg(long)]
     require: Option<String>,
+    /// A privileged SP: sign-in needs an active elevation of this role.
+    #[arg(long = "require-role")]
+    require_role: Option<String>,
+    /// Where the SP takes back-channel (SOAP) LogoutRequests.
+    #[arg(long = "soap-slo-url")]
+    soap_slo_url: Option<String>,
     /// What to sign: both (default), response or assertion.
     #[arg(long, default_value = "both")]
     sign: String,
@@ -123,6 +129,8 @@ async fn add(settings: Settings, a: AddSp) -> Result<()> {
         sign_response,
         sign_assertion,
         required_acr: a.require,
+        required_role: a.require_role,
+        soap_slo_url: a.soap_slo_url,
     };
     let svc = services(settings).await?;
     let sp = svc.add_sp(&Actor::cli(), input).await?;

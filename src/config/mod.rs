@@ -14,8 +14,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+mod pim;
 mod secret;
 mod webauthn;
+pub use pim::{PimSettings, WebhookSettings};
 pub use secret::Secret;
 #[cfg(test)]
 use secret::redact_url;
@@ -31,6 +33,7 @@ const SECTIONS: &[&str] = &[
     "keys",
     "oidc",
     "webauthn",
+    "pim",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -49,6 +52,7 @@ pub struct Settings {
     pub keys: KeySettings,
     pub oidc: OidcSettings,
     pub webauthn: WebauthnSettings,
+    pub pim: PimSettings,
 }
 
 impl Default for Settings {
@@ -65,6 +69,7 @@ impl Default for Settings {
             keys: KeySettings::default(),
             oidc: OidcSettings::default(),
             webauthn: WebauthnSettings::default(),
+            pim: PimSettings::default(),
         }
     }
 }
@@ -401,6 +406,7 @@ impl Settings {
             ));
         }
         self.webauthn.validate()?;
+        self.pim.validate()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| key_error("log.level", e))?;
         Ok(())

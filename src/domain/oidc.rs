@@ -130,6 +130,8 @@ pub struct Client {
     pub registration_token_hash: Option<String>,
     /// The weakest `acr` a user may sign in to this client with.
     pub required_acr: Option<String>,
+    /// A privileged client: sign-in needs an active elevation of this role.
+    pub required_role: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -161,6 +163,8 @@ pub struct Grant {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The browser's address when the grant was made (elevation conditions).
+    pub client_ip: Option<String>,
 }
 
 impl Grant {

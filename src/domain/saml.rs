@@ -106,6 +106,10 @@ pub struct ServiceProvider {
     pub sign_assertion: bool,
     /// The weakest `acr` a user may sign in to this SP with.
     pub required_acr: Option<String>,
+    /// A privileged SP: sign-in needs an active elevation of this role.
+    pub required_role: Option<String>,
+    /// Where the SP takes back-channel (SOAP) LogoutRequests.
+    pub soap_slo_url: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -5,5 +5,6 @@ pub mod client_ip;
 pub mod login;
 pub mod mfa;
 pub mod oidc;
+pub mod pim;
 pub mod saml;
 pub mod webauthn;

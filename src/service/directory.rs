@@ -65,6 +65,16 @@ fn need_group(r: &mut dyn Repo, name: &GroupName) -> Result<Group> {
         .ok_or_else(|| Error::not_found(format!("no group named {name}")))
 }
 
+/// The user with this (unparsed) name, or a clear error.
+pub(crate) fn need_user_named(r: &mut dyn Repo, name: &str) -> Result<User> {
+    need_user(r, &parse(Username::parse(name))?)
+}
+
+/// The group with this (unparsed) name, or a clear error.
+pub(crate) fn need_group_named(r: &mut dyn Repo, name: &str) -> Result<Group> {
+    need_group(r, &parse(GroupName::parse(name))?)
+}
+
 fn need_role(r: &mut dyn Repo, name: &RoleName) -> Result<Role> {
     r.role_by_name(name)?
         .ok_or_else(|| Error::not_found(format!("no role named {name}")))
@@ -180,34 +190,40 @@ impl Services {
     ) -> Result<User> {
         let name = parse(Username::parse(username))?;
         let now = self.now();
+        let who = actor.clone();
         let actor = actor.clone();
-        self.db(move |r| {
-            let user = need_user(r, &name)?;
-            r.set_user_status(&user.id, status, now)?;
-            let ended = if status == UserStatus::Disabled {
-                r.delete_sessions_of(&user.id)?
-            } else {
-                0
-            };
-            let action = match status {
-                UserStatus::Active => "user.enable",
-                UserStatus::Disabled => "user.disable",
-            };
-            record(
-                r,
-                now,
-                &actor,
-                action,
-                name.as_str(),
-                json!({"sessions_ended": ended}),
-            )?;
-            Ok(User {
-                status,
-                updated_at: now,
-                ..user
+        let user = self
+            .db(move |r| {
+                let user = need_user(r, &name)?;
+                r.set_user_status(&user.id, status, now)?;
+                let ended = if status == UserStatus::Disabled {
+                    r.delete_sessions_of(&user.id)?
+                } else {
+                    0
+                };
+                let action = match status {
+                    UserStatus::Active => "user.enable",
+                    UserStatus::Disabled => "user.disable",
+                };
+                record(
+                    r,
+                    now,
+                    &actor,
+                    action,
+                    name.as_str(),
+                    json!({"sessions_ended": ended}),
+                )?;
+                Ok(User {
+                    status,
+                    updated_at: now,
+                    ..user
+                })
             })
-        })
-        .await
+            .await?;
+        if status == UserStatus::Disabled {
+            self.end_all_elevations_of(&user.id, &who).await?;
+        }
+        Ok(user)
     }
 
     /// Sets a password chosen by an administrator; `must_change` makes it one-time.

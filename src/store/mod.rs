@@ -7,11 +7,16 @@
 pub mod diesel;
 mod mfa;
 mod oidc;
+mod pim;
 mod saml;
 mod webauthn;
 
 pub use mfa::{MfaRepo, StoredRecoveryCode, StoredTotp};
 pub use oidc::{ClientRepo, ConsentRepo, GrantRepo, KeyRepo, RegistrationRepo};
+pub use pim::{
+    PimRepo, StateChange, StoredDecision, StoredDelivery, StoredEligibility, StoredIssuance,
+    StoredPolicy, StoredRequest, WebhookRepo,
+};
 pub use saml::SpRepo;
 pub use webauthn::{InviteRepo, PasskeyRepo, StoredInvite, StoredPasskey};
 
@@ -91,6 +96,8 @@ pub trait AuditRepo {
     fn recent_audit(&mut self, limit: i64) -> Result<Vec<AuditEntry>>;
     /// Entries with `seq > after`, oldest first, at most `limit`.
     fn audit_after(&mut self, after: i64, limit: i64) -> Result<Vec<AuditEntry>>;
+    /// How many `action` events about `subject` happened since `since`.
+    fn count_audit(&mut self, action: &str, subject: &str, since: DateTime<Utc>) -> Result<i64>;
 }
 
 pub trait MetaRepo {
@@ -116,6 +123,8 @@ pub trait Repo:
     + MfaRepo
     + PasskeyRepo
     + InviteRepo
+    + PimRepo
+    + WebhookRepo
 {
 }
 impl<T> Repo for T where
@@ -134,6 +143,8 @@ impl<T> Repo for T where
         + MfaRepo
         + PasskeyRepo
         + InviteRepo
+        + PimRepo
+        + WebhookRepo
 {
 }
 

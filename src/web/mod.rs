@@ -10,6 +10,8 @@ mod ops;
 mod page;
 mod passkey_pages;
 mod passkeys;
+pub(crate) mod pim;
+mod pim_api;
 pub(crate) mod saml;
 mod security;
 
@@ -58,6 +60,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .configure(security::routes)
     .configure(passkeys::routes)
     .configure(passkey_pages::routes)
+    .configure(pim::routes)
+    .configure(pim_api::routes)
     .default_service(web::to(not_found));
 }
 

@@ -143,6 +143,11 @@ pub fn client_info(req: &HttpRequest, state: &AppState) -> ClientInfo {
     }
 }
 
+/// The address the request came from (through trusted proxies only).
+pub fn client_ip(req: &HttpRequest, state: &AppState) -> Option<std::net::IpAddr> {
+    client_info(req, state).ip.and_then(|i| i.parse().ok())
+}
+
 pub fn cookie<'a>(state: &AppState, name: &'a str, value: String) -> Cookie<'a> {
     Cookie::build(name, value)
         .path("/")

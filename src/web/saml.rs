@@ -1,7 +1,7 @@
 //! SAML endpoints: metadata, SSO (both bindings), IdP-initiated SSO.
 
 use super::State;
-use super::page::{PageResult, auto_post, error_page, see_other, signed_in, to_sign_in};
+use super::page::{PageResult, auto_post, client_ip, error_page, see_other, signed_in, to_sign_in};
 use crate::domain::Binding;
 use crate::service::saml::slo::{Outgoing, SloIn, SloOutcome};
 use crate::service::saml::sso::{SamlPost, SamlRequestIn, SsoOutcome};
@@ -59,7 +59,10 @@ async fn sso_redirect(req: HttpRequest, state: State) -> PageResult {
         raw_query: Some(req.query_string().to_string()),
     };
     let session = signed_in(&req, &state).await?;
-    let outcome = state.services.saml_sso(input, session).await?;
+    let outcome = state
+        .services
+        .saml_sso(input, session, client_ip(&req, &state))
+        .await?;
     respond(outcome)
 }
 
@@ -75,7 +78,10 @@ async fn sso_post(req: HttpRequest, state: State, form: web::Form<SsoParams>) ->
         raw_query: None,
     };
     let session = signed_in(&req, &state).await?;
-    let outcome = state.services.saml_sso(input, session).await?;
+    let outcome = state
+        .services
+        .saml_sso(input, session, client_ip(&req, &state))
+        .await?;
     respond(outcome)
 }
 
@@ -86,7 +92,10 @@ struct Resume {
 
 async fn resume(req: HttpRequest, state: State, q: web::Query<Resume>) -> PageResult {
     let session = signed_in(&req, &state).await?;
-    let outcome = state.services.saml_continue(&q.tx, session).await?;
+    let outcome = state
+        .services
+        .saml_continue(&q.tx, session, client_ip(&req, &state))
+        .await?;
     respond(outcome)
 }
 
@@ -102,7 +111,7 @@ async fn idp_init(req: HttpRequest, state: State, q: web::Query<Init>) -> PageRe
     let q = q.into_inner();
     let outcome = state
         .services
-        .saml_idp_init(&q.sp, q.relay_state, session)
+        .saml_idp_init(&q.sp, q.relay_state, session, client_ip(&req, &state))
         .await?;
     respond(outcome)
 }
@@ -117,6 +126,12 @@ fn respond(outcome: SsoOutcome) -> PageResult {
         SsoOutcome::Resume(to) => see_other(&to),
         SsoOutcome::Login { resume, reauth } => to_sign_in(&resume, None, reauth),
         SsoOutcome::Post(p) => post_page(&p),
+        SsoOutcome::NeedsElevation {
+            role,
+            app,
+            resume,
+            eligible,
+        } => crate::web::pim::needs_elevation(&role, &app, &resume, eligible),
     })
 }
 

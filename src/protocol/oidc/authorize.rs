@@ -284,6 +284,7 @@ mod tests {
             jwks: None,
             registration_token_hash: None,
             required_acr: None,
+            required_role: None,
             created_at: now,
             updated_at: now,
         }

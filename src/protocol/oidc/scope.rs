@@ -8,6 +8,7 @@ pub const SUPPORTED: &[&str] = &[
     "groups",
     "roles",
     "offline_access",
+    "pim",
 ];
 
 /// Splits a space-separated scope string; duplicates are dropped, order kept.
@@ -47,6 +48,7 @@ pub fn describe(scope: &str) -> &'static str {
         "groups" => "The groups you belong to",
         "roles" => "Your roles",
         "offline_access" => "Stay connected while you are away (refresh tokens)",
+        "pim" => "See your privileged access and request or end elevations for you",
         _ => "Other access",
     }
 }

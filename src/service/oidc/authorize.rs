@@ -12,6 +12,7 @@ use crate::protocol::oidc::claims::{acr_for, needs_step_up};
 use crate::service::{Actor, Services, record};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::net::IpAddr;
 use std::time::Duration;
 
 const TX_TTL: Duration = Duration::from_secs(30 * 60);
@@ -41,6 +42,14 @@ pub enum AuthorizeOutcome {
         scopes: Vec<String>,
     },
     Respond(ClientResponse),
+    /// A privileged client and no active elevation: offer to request
+    /// `role` (when `eligible`), then continue at `resume`.
+    NeedsElevation {
+        role: String,
+        app: String,
+        resume: String,
+        eligible: bool,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +75,9 @@ pub struct CodeGrant {
     pub amr: Vec<String>,
     pub acr: String,
     pub expires_at: i64,
+    /// The browser's address: elevation conditions are checked against it.
+    #[serde(default)]
+    pub ip: Option<String>,
 }
 
 pub fn code_key(code: &str) -> String {
@@ -107,6 +119,7 @@ impl Services {
         &self,
         params: AuthorizeParams,
         session: Option<(Session, User)>,
+        ip: Option<IpAddr>,
     ) -> Result<AuthorizeOutcome> {
         let client = match params.get("client_id") {
             Some(id) => self.client(id).await?,
@@ -165,7 +178,7 @@ impl Services {
             consented: false,
         };
         self.put_tx(&tx, &t).await?;
-        self.continue_authorize(&tx, session).await
+        self.continue_authorize(&tx, session, ip).await
     }
 
     async fn put_tx(&self, tx: &str, t: &Transaction) -> Result<()> {
@@ -201,6 +214,7 @@ impl Services {
         &self,
         tx: &str,
         session: Option<(Session, User)>,
+        ip: Option<IpAddr>,
     ) -> Result<AuthorizeOutcome> {
         let t = self.get_tx(tx).await?;
         let r = &t.request;
@@ -231,6 +245,22 @@ impl Services {
                 client.name
             );
             return self.finish_with_error(tx, r, "access_denied", &why).await;
+        }
+        if let Some(role) = client.required_role.clone()
+            && let Some(eligible) = self
+                .elevation_gate(&user, &role, &client.client_id, ip)
+                .await?
+        {
+            if r.prompt.none {
+                let why = format!("{} needs an active elevation of {role}", client.name);
+                return self.finish_with_error(tx, r, "access_denied", &why).await;
+            }
+            return Ok(AuthorizeOutcome::NeedsElevation {
+                role,
+                app: client.name,
+                resume,
+                eligible,
+            });
         }
         if client.consent_required && !t.consented {
             let (uid, cid) = (user.id.clone(), client.client_id.clone());
@@ -279,6 +309,7 @@ impl Services {
             acr: acr_for(&session.amr).to_string(),
             amr: session.amr.clone(),
             expires_at: now.timestamp() + self.settings.oidc.code_lifetime.as_secs() as i64,
+            ip: ip.map(|i| i.to_string()),
         };
         let bytes = serde_json::to_vec(&grant).map_err(|e| Error::internal(e.to_string()))?;
         self.ephemeral
@@ -318,10 +349,11 @@ impl Services {
         tx: &str,
         session: Option<(Session, User)>,
         approve: bool,
+        ip: Option<IpAddr>,
     ) -> Result<AuthorizeOutcome> {
         let mut t = self.get_tx(tx).await?;
         let Some((s, user)) = session else {
-            return self.continue_authorize(tx, None).await;
+            return self.continue_authorize(tx, None, ip).await;
         };
         if !approve {
             let r = t.request.clone();
@@ -363,6 +395,6 @@ impl Services {
         .await?;
         t.consented = true;
         self.put_tx(tx, &t).await?;
-        self.continue_authorize(tx, Some((s, user))).await
+        self.continue_authorize(tx, Some((s, user)), ip).await
     }
 }

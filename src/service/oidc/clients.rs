@@ -19,6 +19,8 @@ pub struct ClientOptions {
     pub refresh_token_ttl: Option<i64>,
     /// `pwd`, `mfa` or `phr`: the weakest sign-in this client accepts.
     pub required_acr: Option<String>,
+    /// A privileged client: sign-in needs an active elevation of this role.
+    pub required_role: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -30,6 +32,7 @@ impl Default for ClientOptions {
             id_token_ttl: None,
             refresh_token_ttl: None,
             required_acr: None,
+            required_role: None,
         }
     }
 }
@@ -106,6 +109,7 @@ impl Services {
             jwks: draft.jwks,
             registration_token_hash: None,
             required_acr: required_level(&opts.required_acr)?,
+            required_role: opts.required_role.clone(),
             created_at: now,
             updated_at: now,
         };

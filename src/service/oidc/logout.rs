@@ -114,17 +114,30 @@ impl Services {
         ids.sort();
         ids.dedup();
         for id in ids {
-            let Some(client) = self.client(&id).await? else {
-                continue;
-            };
-            let Some(uri) = client.backchannel_logout_uri.clone() else {
-                continue;
-            };
-            let token = self.logout_token(&client, session_digest, user_id)?;
-            let http = self.http.clone();
-            tokio::spawn(deliver_logout(http, uri, token, client.client_id));
+            self.backchannel_logout_to(&id, session_digest, user_id)
+                .await?;
         }
         Ok(())
+    }
+
+    /// Tells one client, in the background, that the session ended. False
+    /// when the client registered no back-channel logout URI.
+    pub async fn backchannel_logout_to(
+        &self,
+        client_id: &str,
+        session_digest: &str,
+        user_id: &str,
+    ) -> Result<bool> {
+        let Some(client) = self.client(client_id).await? else {
+            return Ok(false);
+        };
+        let Some(uri) = client.backchannel_logout_uri.clone() else {
+            return Ok(false);
+        };
+        let token = self.logout_token(&client, session_digest, user_id)?;
+        let http = self.http.clone();
+        tokio::spawn(deliver_logout(http, uri, token, client.client_id));
+        Ok(true)
     }
 
     fn logout_token(&self, client: &Client, session_digest: &str, user_id: &str) -> Result<String> {

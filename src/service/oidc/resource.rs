@@ -31,7 +31,10 @@ impl Services {
             ));
         }
         let user_id = token.claims["sub"].as_str().unwrap_or("").to_string();
-        let subject = match (&token.grant.user_id, self.subject(&user_id).await?) {
+        let subject = self
+            .subject_for_issue(&user_id, token.grant.client_ip.as_deref())
+            .await?;
+        let subject = match (&token.grant.user_id, subject) {
             (Some(_), Some(s)) if s.user.is_active() => s,
             _ => {
                 return Err(Error::oauth(
@@ -47,6 +50,7 @@ impl Services {
             roles: &subject.roles,
         };
         let mut m: Map<String, Value> = user_claims(&scopes, &p);
+        super::tokens::add_elevation_claims(&mut m, &scopes, &subject);
         m.insert("sub".into(), json!(subject.user.id));
         Ok(Value::Object(m))
     }

@@ -9,6 +9,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::oidc::client_auth::{ASSERTION_TYPE, check_assertion_claims, parse_basic};
 use crate::protocol::oidc::discovery::paths;
 use crate::protocol::oidc::{pkce, scope};
+use crate::service::pim::Recipient;
 use crate::service::{Actor, Services, record};
 use chrono::Duration;
 use serde_json::json;
@@ -262,7 +263,7 @@ impl Services {
             (None, None) => {}
         }
         let subject = self
-            .subject(&cg.user_id)
+            .subject_for_issue(&cg.user_id, cg.ip.as_deref())
             .await?
             .filter(|s| s.user.is_active())
             .ok_or_else(|| invalid_grant("the user is no longer active"))?;
@@ -285,6 +286,7 @@ impl Services {
             created_at: now,
             expires_at: now + Duration::seconds(lifetime),
             revoked_at: None,
+            client_ip: cg.ip.clone(),
         };
         let refresh = offline.then(|| self.new_refresh_token(&grant));
         let (g, rt, actor) = (
@@ -312,14 +314,36 @@ impl Services {
         self.ephemeral
             .put_ttl(&code_used_key(code), grant.id.as_bytes(), marker_ttl)
             .await?;
-        self.mint_tokens(
+        let tokens = self.mint_tokens(
             client,
             &grant,
             &grant.scope,
             Some(&subject),
             cg.nonce.as_deref(),
             refresh.map(|r| r.0),
-        )
+        )?;
+        self.note_elevated(&grant, &subject, &tokens).await?;
+        Ok(tokens)
+    }
+
+    /// Records which elevations went to the client with these tokens.
+    async fn note_elevated(
+        &self,
+        grant: &Grant,
+        subject: &super::tokens::Subject,
+        tokens: &TokenResponse,
+    ) -> Result<()> {
+        let to = Recipient {
+            protocol: "oidc",
+            id: &grant.client_id,
+            session_digest: grant.session_digest.as_deref(),
+            grant_id: Some(&grant.id),
+            name_id: None,
+            session_index: None,
+        };
+        let exp = self.now() + Duration::seconds(tokens.expires_in);
+        self.record_elevated_issue(&subject.elevations, to, exp)
+            .await
     }
 
     async fn refresh(&self, client: &Client, req: TokenRequest) -> Result<TokenResponse> {
@@ -372,7 +396,10 @@ impl Services {
             .user_id
             .clone()
             .ok_or_else(|| invalid_grant("not a user grant"))?;
-        let subject = match self.subject(user_id.as_str()).await? {
+        let subject = match self
+            .subject_for_issue(user_id.as_str(), grant.client_ip.as_deref())
+            .await?
+        {
             Some(s) if s.user.is_active() => s,
             _ => {
                 self.revoke_grant_for(&grant.id, "oidc.refresh_inactive_user", &client.client_id)
@@ -399,7 +426,9 @@ impl Services {
                 "the refresh token was already used; the whole grant is revoked",
             ));
         }
-        self.mint_tokens(client, &grant, &scope, Some(&subject), None, Some(next))
+        let tokens = self.mint_tokens(client, &grant, &scope, Some(&subject), None, Some(next))?;
+        self.note_elevated(&grant, &subject, &tokens).await?;
+        Ok(tokens)
     }
 
     async fn client_credentials(
@@ -447,6 +476,7 @@ impl Services {
             created_at: now,
             expires_at: now + Duration::seconds(client.access_token_ttl),
             revoked_at: None,
+            client_ip: None,
         };
         let g = grant.clone();
         self.db(move |r| r.insert_grant(&g)).await?;

@@ -8,6 +8,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::oidc::claims::{Profile, sid_for, ts, user_claims};
 use crate::protocol::oidc::scope;
 use crate::service::Services;
+use crate::service::pim::window_end;
 use chrono::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -31,7 +32,10 @@ pub struct TokenResponse {
 pub struct Subject {
     pub user: User,
     pub groups: Vec<String>,
+    /// Directory roles, plus the elevated ones when loaded for an issuance.
     pub roles: Vec<String>,
+    /// Active elevations admitted for the issuance at hand.
+    pub elevations: Vec<crate::service::pim::Elevation>,
 }
 
 /// A verified, live access token.
@@ -45,6 +49,37 @@ impl AccessToken {
     pub fn scope(&self) -> Vec<String> {
         scope::parse(self.claims["scope"].as_str().unwrap_or(""))
     }
+}
+
+/// Rule 1's output: the elevated roles join `roles` (released for an active
+/// window whatever the scope: that is what the window is for) and `pim`
+/// says which activation granted each, and until when.
+pub fn add_elevation_claims(m: &mut Map<String, Value>, scope: &[String], s: &Subject) {
+    if s.elevations.is_empty() {
+        return;
+    }
+    let mut roles: Vec<String> = if scope.iter().any(|x| x == "roles") {
+        s.roles.clone()
+    } else {
+        Vec::new()
+    };
+    for e in &s.elevations {
+        if !roles.contains(&e.role) {
+            roles.push(e.role.clone());
+        }
+    }
+    m.insert("roles".into(), json!(roles));
+    m.insert(
+        "pim".into(),
+        json!(
+            s.elevations
+                .iter()
+                .map(
+                    |e| json!({"role": e.role, "activation": e.request_id, "until": ts(e.ends_at)})
+                )
+                .collect::<Vec<_>>()
+        ),
+    );
 }
 
 /// The access token's signing algorithm: the server's default, RS256, which
@@ -69,6 +104,7 @@ impl Services {
                     .into_iter()
                     .map(|x| x.name.to_string())
                     .collect(),
+                elevations: Vec::new(),
                 user,
             }))
         })
@@ -89,7 +125,11 @@ impl Services {
         let at_ttl = client
             .access_token_ttl
             .min(self.settings.oidc.max_token_lifetime.as_secs() as i64);
-        let exp = now + Duration::seconds(at_ttl);
+        // Rule 2: nothing carrying an elevation outlives its window.
+        let window_end = subject.and_then(|s| window_end(&s.elevations));
+        let cap = |t: chrono::DateTime<chrono::Utc>| window_end.map_or(t, |w| t.min(w));
+        let exp = cap(now + Duration::seconds(at_ttl));
+        let at_ttl = (exp - now).num_seconds().max(0);
         let sub = subject
             .map(|s| s.user.id.to_string())
             .unwrap_or_else(|| client.client_id.clone());
@@ -115,6 +155,9 @@ impl Services {
                     m.insert(key.into(), v);
                 }
             }
+            if let Some(s) = subject {
+                add_elevation_claims(m, scope, s);
+            }
             if let Some(t) = grant.auth_time {
                 m.insert("auth_time".into(), json!(ts(t)));
             }
@@ -134,7 +177,13 @@ impl Services {
                 claims.insert("sub".into(), json!(p.user.id));
                 claims.insert("aud".into(), json!(client.client_id));
                 claims.insert("iat".into(), json!(ts(now)));
-                claims.insert("exp".into(), json!(ts(now + Duration::seconds(id_ttl))));
+                claims.insert(
+                    "exp".into(),
+                    json!(ts(cap(now + Duration::seconds(id_ttl)))),
+                );
+                if let Some(s) = subject {
+                    add_elevation_claims(&mut claims, scope, s);
+                }
                 claims.insert(
                     "at_hash".into(),
                     json!(left_half_hash(client.id_token_alg, &access_token)),
@@ -214,9 +263,22 @@ impl Services {
         let (revoked, grant) = self
             .db(move |r| Ok((r.is_jti_revoked(&j)?, r.grant(&g)?)))
             .await?;
-        match grant {
-            Some(grant) if !revoked && grant.is_live(now) => Ok(AccessToken { claims, grant }),
-            _ => Err(invalid("the access token has been revoked")),
+        let grant = match grant {
+            Some(grant) if !revoked && grant.is_live(now) => grant,
+            _ => return Err(invalid("the access token has been revoked")),
+        };
+        // Rule 4: a token that carried an elevation dies with its window.
+        let activations: Vec<String> = claims["pim"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["activation"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !self.elevations_still_active(activations).await? {
+            return Err(invalid("the elevation this token carried has ended"));
         }
+        Ok(AccessToken { claims, grant })
     }
 }

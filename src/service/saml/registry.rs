@@ -31,6 +31,9 @@ pub struct SpInput {
     pub sign_assertion: bool,
     /// `pwd`, `mfa` or `phr`: the weakest sign-in this SP accepts.
     pub required_acr: Option<String>,
+    /// A privileged SP: sign-in needs an active elevation of this role.
+    pub required_role: Option<String>,
+    pub soap_slo_url: Option<String>,
 }
 
 pub fn default_attributes() -> Vec<AttributeMapping> {
@@ -186,6 +189,8 @@ impl Services {
             sign_response: input.sign_response,
             sign_assertion: input.sign_assertion,
             required_acr: required_level(&input.required_acr)?,
+            required_role: input.required_role.clone(),
+            soap_slo_url: input.soap_slo_url.clone(),
             created_at: now,
             updated_at: now,
         };

@@ -66,6 +66,7 @@ impl Services {
         t: &SamlTx,
         session: &Session,
         user: &User,
+        ip: Option<std::net::IpAddr>,
     ) -> Result<SamlPost> {
         let Some(name_id) = self.name_id(sp, user).await? else {
             let status = Status {
@@ -82,11 +83,12 @@ impl Services {
                 )
                 .await;
         };
+        let ip = ip.map(|i| i.to_string());
         let subject = self
-            .subject(user.id.as_str())
+            .subject_for_issue(user.id.as_str(), ip.as_deref())
             .await?
             .ok_or_else(|| Error::not_found("user vanished"))?;
-        let attributes: Vec<Attribute> = sp
+        let mut attributes: Vec<Attribute> = sp
             .attributes
             .iter()
             .filter_map(|m| {
@@ -106,7 +108,19 @@ impl Services {
                 })
             })
             .collect();
+        // An active elevation is always released, under the SP's roles
+        // attribute or, when it maps none, under `roles`.
+        if !subject.elevations.is_empty() && !sp.attributes.iter().any(|m| m.source == "roles") {
+            attributes.push(Attribute {
+                name: "roles".into(),
+                format: None,
+                values: subject.elevations.iter().map(|e| e.role.clone()).collect(),
+            });
+        }
         let now = self.now();
+        // Rule 2: neither the assertion nor the SP session outlives a window.
+        let window_end = crate::service::pim::window_end(&subject.elevations);
+        let cap = |t: chrono::DateTime<chrono::Utc>| window_end.map_or(t, |w| t.min(w));
         let urls = self.saml_urls();
         let class = authn_class(&session.amr);
         let session_index = sid_for(&session.id_digest);
@@ -118,13 +132,14 @@ impl Services {
             name_id: &name_id,
             name_id_format: sp.nameid_format.urn(),
             now,
-            not_on_or_after: now + chrono::Duration::seconds(ASSERTION_LIFETIME),
+            not_on_or_after: cap(now + chrono::Duration::seconds(ASSERTION_LIFETIME)),
             authn_instant: session.auth_time,
             session_index: &session_index,
-            session_not_on_or_after: session.expires_at,
+            session_not_on_or_after: cap(session.expires_at),
             authn_context_class: &class,
             attributes: &attributes,
         };
+        let input_not_on_or_after = input.session_not_on_or_after;
         let signer = self.saml_signer().await?;
         let assertion_id = new_id();
         let assertion = resp::assertion(
@@ -175,8 +190,18 @@ impl Services {
                 .await?
             }
         };
+        let to = crate::service::pim::Recipient {
+            protocol: "saml",
+            id: &sp.entity_id,
+            session_digest: Some(&session.id_digest),
+            grant_id: None,
+            name_id: Some(&name_id),
+            session_index: Some(&session_index),
+        };
+        self.record_elevated_issue(&subject.elevations, to, input_not_on_or_after)
+            .await?;
         let (actor, sp_id, uid) = (
-            Actor::user(user.username.as_str(), None),
+            Actor::user(user.username.as_str(), ip.clone()),
             sp.entity_id.clone(),
             user.id.to_string(),
         );

@@ -15,6 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use samael::crypto::{CertificateDer, Crypto, CryptoProvider, UrlVerifier};
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Marks a transaction whose current session must be replaced by a new sign-in.
@@ -51,6 +52,14 @@ pub enum SsoOutcome {
     /// Continue at this same-site URL: a POST from the SP carries no
     /// SameSite=Lax session cookie, the following GET does.
     Resume(String),
+    /// A privileged SP and no active elevation: offer to request `role`
+    /// (when `eligible`), then continue at `resume`.
+    NeedsElevation {
+        role: String,
+        app: String,
+        resume: String,
+        eligible: bool,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -90,6 +99,7 @@ impl Services {
         &self,
         input: SamlRequestIn,
         session: Option<(Session, User)>,
+        ip: Option<IpAddr>,
     ) -> Result<SsoOutcome> {
         let deferred = input.binding == Binding::Post;
         let decoded = match input.binding {
@@ -180,7 +190,7 @@ impl Services {
         if deferred {
             return Ok(SsoOutcome::Resume(format!("/saml/resume?tx={tx}")));
         }
-        self.saml_continue(&tx, session).await
+        self.saml_continue(&tx, session, ip).await
     }
 
     fn check_request_signature(
@@ -263,6 +273,7 @@ impl Services {
         sp_entity_id: &str,
         relay_state: Option<String>,
         session: Option<(Session, User)>,
+        ip: Option<IpAddr>,
     ) -> Result<SsoOutcome> {
         let Some(sp) = self.sp(sp_entity_id).await? else {
             return Ok(page(format!(
@@ -284,7 +295,7 @@ impl Services {
             requested_classes: vec![],
         };
         self.put_saml_tx(&tx, &t).await?;
-        self.saml_continue(&tx, session).await
+        self.saml_continue(&tx, session, ip).await
     }
 
     /// Continues after the user signed in.
@@ -292,6 +303,7 @@ impl Services {
         &self,
         tx: &str,
         session: Option<(Session, User)>,
+        ip: Option<IpAddr>,
     ) -> Result<SsoOutcome> {
         let gone = || {
             Error::invalid(
@@ -375,11 +387,41 @@ impl Services {
                     .await?,
             ));
         }
+        if let Some(role) = sp.required_role.clone()
+            && let Some(eligible) = self.elevation_gate(&user, &role, &sp.entity_id, ip).await?
+        {
+            if t.is_passive {
+                self.ephemeral.delete(&tx_key(tx)).await?;
+                let msg = format!("{} needs an active elevation of {role}", sp.name);
+                let status = Status {
+                    code: STATUS_RESPONDER,
+                    sub_code: Some(STATUS_REQUEST_DENIED),
+                    message: Some(&msg),
+                };
+                return Ok(SsoOutcome::Post(
+                    self.error_response(
+                        &t.acs_url,
+                        t.request_id.as_deref(),
+                        &status,
+                        t.relay_state,
+                    )
+                    .await?,
+                ));
+            }
+            return Ok(SsoOutcome::NeedsElevation {
+                role,
+                app: sp.name.clone(),
+                resume: format!("/saml/resume?tx={tx}"),
+                eligible,
+            });
+        }
         if self.ephemeral.take(&tx_key(tx)).await?.is_none() {
             return Err(gone());
         }
 
-        let post = self.assertion_response(&sp, &t, &session, &user).await?;
+        let post = self
+            .assertion_response(&sp, &t, &session, &user, ip)
+            .await?;
         Ok(SsoOutcome::Post(post))
     }
 }

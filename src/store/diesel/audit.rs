@@ -111,6 +111,20 @@ impl AuditRepo for DbConn {
             .map(entry_from)
             .collect())
     }
+
+    fn count_audit(
+        &mut self,
+        action: &str,
+        subject: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<i64> {
+        Ok(a::table
+            .filter(a::action.eq(action))
+            .filter(a::subject.eq(subject))
+            .filter(a::at.ge(to_ts(since)))
+            .count()
+            .get_result(self)?)
+    }
 }
 
 impl MetaRepo for DbConn {

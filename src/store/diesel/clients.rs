@@ -31,6 +31,7 @@ struct ClientRow {
     created_at: i64,
     updated_at: i64,
     required_acr: Option<String>,
+    required_role: Option<String>,
 }
 
 pub(super) fn to_json<T: serde::Serialize>(v: &T) -> String {
@@ -64,6 +65,7 @@ impl ClientRow {
             created_at: to_ts(x.created_at),
             updated_at: to_ts(x.updated_at),
             required_acr: x.required_acr.clone(),
+            required_role: x.required_role.clone(),
         }
     }
 
@@ -101,6 +103,7 @@ impl ClientRow {
             backchannel_logout_uri: self.backchannel_logout_uri,
             registration_token_hash: self.registration_token_hash,
             required_acr: self.required_acr,
+            required_role: self.required_role,
             created_at: from_ts(self.created_at),
             updated_at: from_ts(self.updated_at),
         })

@@ -23,6 +23,7 @@ struct GrantRow {
     created_at: i64,
     expires_at: i64,
     revoked_at: Option<i64>,
+    client_ip: Option<String>,
 }
 
 impl GrantRow {
@@ -39,6 +40,7 @@ impl GrantRow {
             created_at: to_ts(x.created_at),
             expires_at: to_ts(x.expires_at),
             revoked_at: x.revoked_at.map(to_ts),
+            client_ip: x.client_ip.clone(),
         }
     }
 
@@ -55,6 +57,7 @@ impl GrantRow {
             created_at: from_ts(self.created_at),
             expires_at: from_ts(self.expires_at),
             revoked_at: self.revoked_at.map(from_ts),
+            client_ip: self.client_ip,
         }
     }
 }

@@ -7,6 +7,7 @@ mod clients;
 mod grants;
 mod groups;
 mod mfa;
+mod pim;
 mod saml;
 mod schema;
 mod sessions;

@@ -26,6 +26,8 @@ struct SpRow {
     created_at: i64,
     updated_at: i64,
     required_acr: Option<String>,
+    required_role: Option<String>,
+    soap_slo_url: Option<String>,
 }
 
 fn binding_name(b: Binding) -> String {
@@ -61,6 +63,8 @@ impl SpRow {
             created_at: to_ts(x.created_at),
             updated_at: to_ts(x.updated_at),
             required_acr: x.required_acr.clone(),
+            required_role: x.required_role.clone(),
+            soap_slo_url: x.soap_slo_url.clone(),
         }
     }
 
@@ -81,6 +85,8 @@ impl SpRow {
             sign_response: self.sign_response,
             sign_assertion: self.sign_assertion,
             required_acr: self.required_acr,
+            required_role: self.required_role,
+            soap_slo_url: self.soap_slo_url,
             created_at: from_ts(self.created_at),
             updated_at: from_ts(self.updated_at),
         })

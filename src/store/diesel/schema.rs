@@ -144,6 +144,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         required_acr -> Nullable<Text>,
+        required_role -> Nullable<Text>,
     }
 }
 
@@ -169,6 +170,7 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
+        client_ip -> Nullable<Text>,
     }
 }
 
@@ -215,6 +217,8 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         required_acr -> Nullable<Text>,
+        required_role -> Nullable<Text>,
+        soap_slo_url -> Nullable<Text>,
     }
 }
 
@@ -281,5 +285,101 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    pim_policies (role_id) {
+        role_id -> Text,
+        max_duration -> BigInt,
+        require_justification -> Bool,
+        justification_min_len -> BigInt,
+        ticket_required -> Bool,
+        ticket_pattern -> Nullable<Text>,
+        approval -> Text,
+        require_mfa -> Bool,
+        mfa_within -> BigInt,
+        windows -> Text,
+        networks -> Text,
+        max_concurrent -> Nullable<BigInt>,
+        allow_scheduled -> Bool,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    pim_eligibilities (id) {
+        id -> Text,
+        role_id -> Text,
+        user_id -> Nullable<Text>,
+        group_id -> Nullable<Text>,
+        starts_at -> Nullable<BigInt>,
+        ends_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        created_by -> Text,
+    }
+}
+
+diesel::table! {
+    pim_requests (id) {
+        id -> Text,
+        role_id -> Text,
+        user_id -> Text,
+        state -> Text,
+        reason -> Text,
+        ticket -> Nullable<Text>,
+        duration -> BigInt,
+        starts_at -> BigInt,
+        ends_at -> BigInt,
+        created_at -> BigInt,
+        pending_until -> BigInt,
+        approval -> Text,
+        risk_score -> BigInt,
+        risk_factors -> Text,
+        ip -> Nullable<Text>,
+        closed_at -> Nullable<BigInt>,
+        closed_by -> Nullable<Text>,
+        close_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    pim_decisions (request_id, approver_id) {
+        request_id -> Text,
+        approver_id -> Text,
+        decision -> Text,
+        comment -> Text,
+        at -> BigInt,
+    }
+}
+
+diesel::table! {
+    pim_issuances (id) {
+        id -> Text,
+        request_id -> Text,
+        protocol -> Text,
+        recipient -> Text,
+        session_digest -> Nullable<Text>,
+        grant_id -> Nullable<Text>,
+        name_id -> Nullable<Text>,
+        session_index -> Nullable<Text>,
+        at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        url -> Text,
+        event -> Text,
+        body -> Text,
+        state -> Text,
+        attempts -> BigInt,
+        next_attempt_at -> BigInt,
+        last_status -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        delivered_at -> Nullable<BigInt>,
     }
 }

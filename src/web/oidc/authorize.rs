@@ -7,8 +7,8 @@ use crate::protocol::oidc::uri::with_query;
 use crate::service::oidc::authorize::{AuthorizeOutcome, ClientResponse};
 use crate::web::State;
 use crate::web::page::{
-    CSRF_FAILED, CsrfForm, PageResult, allow_return, auto_post, csrf_ok, error_page, render,
-    see_other, signed_in, to_sign_in,
+    CSRF_FAILED, CsrfForm, PageResult, allow_return, auto_post, client_ip, csrf_ok, error_page,
+    render, see_other, signed_in, to_sign_in,
 };
 use actix_web::http::StatusCode;
 use actix_web::http::header::CACHE_CONTROL;
@@ -35,7 +35,11 @@ async fn start(req: &HttpRequest, state: &State, pairs: Vec<(String, String)>) -
     let session = signed_in(req, state).await?;
     let outcome = state
         .services
-        .authorize(AuthorizeParams::from_pairs(pairs), session)
+        .authorize(
+            AuthorizeParams::from_pairs(pairs),
+            session,
+            client_ip(req, state),
+        )
         .await?;
     respond(req, state, outcome).await
 }
@@ -47,7 +51,10 @@ pub struct Resume {
 
 pub async fn resume(req: HttpRequest, state: State, q: web::Query<Resume>) -> PageResult {
     let session = signed_in(&req, &state).await?;
-    let outcome = state.services.continue_authorize(&q.tx, session).await?;
+    let outcome = state
+        .services
+        .continue_authorize(&q.tx, session, client_ip(&req, &state))
+        .await?;
     respond(&req, &state, outcome).await
 }
 
@@ -67,7 +74,7 @@ pub async fn consent(req: HttpRequest, state: State, form: web::Form<ConsentForm
     let approve = form.decision == "allow";
     let outcome = state
         .services
-        .answer_consent(&form.tx, session, approve)
+        .answer_consent(&form.tx, session, approve, client_ip(&req, &state))
         .await?;
     respond(&req, &state, outcome).await
 }
@@ -109,6 +116,12 @@ async fn respond(req: &HttpRequest, state: &State, outcome: AuthorizeOutcome) ->
             allow_return(state, &format!("/authorize/resume?tx={tx}"), res).await
         }
         AuthorizeOutcome::Respond(r) => client_response(&r),
+        AuthorizeOutcome::NeedsElevation {
+            role,
+            app,
+            resume,
+            eligible,
+        } => crate::web::pim::needs_elevation(&role, &app, &resume, eligible),
     })
 }
 

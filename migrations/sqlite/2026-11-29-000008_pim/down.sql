@@ -1,0 +1,10 @@
+DROP TABLE webhook_deliveries;
+DROP TABLE pim_issuances;
+DROP TABLE pim_decisions;
+DROP TABLE pim_requests;
+DROP TABLE pim_eligibilities;
+DROP TABLE pim_policies;
+ALTER TABLE grants DROP COLUMN client_ip;
+ALTER TABLE service_providers DROP COLUMN soap_slo_url;
+ALTER TABLE service_providers DROP COLUMN required_role;
+ALTER TABLE clients DROP COLUMN required_role;

@@ -1,0 +1,205 @@
+//! Rule 1: an elevated role goes into an ID token, access token, userinfo
+//! answer or SAML assertion only while its window is active and its
+//! conditions hold for the request at hand. Everything issued under a
+//! window is recorded, so its end can reach every recipient.
+
+use super::policy_of;
+use super::view::current_state;
+use crate::domain::{User, UserId};
+use crate::error::Result;
+use crate::protocol::pim::state::State;
+use crate::service::Services;
+use crate::service::oidc::tokens::Subject;
+use crate::store::{Repo, StoredIssuance};
+use chrono::{DateTime, Utc};
+use std::net::IpAddr;
+
+/// An active elevation, as tokens carry it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Elevation {
+    /// The activation (request) ID.
+    pub request_id: String,
+    pub role: String,
+    pub ends_at: DateTime<Utc>,
+}
+
+/// Where an elevated token or assertion went.
+pub struct Recipient<'a> {
+    pub protocol: &'static str,
+    pub id: &'a str,
+    pub session_digest: Option<&'a str>,
+    pub grant_id: Option<&'a str>,
+    pub name_id: Option<&'a str>,
+    pub session_index: Option<&'a str>,
+}
+
+/// The user's elevations that rule 1 admits for a request from `ip` at `now`.
+pub(crate) fn elevations_in(
+    r: &mut dyn Repo,
+    user: &UserId,
+    ip: Option<IpAddr>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Elevation>> {
+    let mut out = Vec::new();
+    let live: Vec<_> = r
+        .requests_of(user, 200)?
+        .into_iter()
+        .filter(|q| current_state(q, now) == State::Active)
+        .collect();
+    if live.is_empty() {
+        return Ok(out);
+    }
+    let roles = r.list_roles()?;
+    for q in live {
+        let Some(stored) = r.policy(&q.role_id)? else {
+            continue;
+        };
+        if !policy_of(&stored)?.conditions_hold(ip, now) {
+            continue;
+        }
+        let Some(role) = roles.iter().find(|x| x.id.as_str() == q.role_id) else {
+            continue;
+        };
+        out.push(Elevation {
+            request_id: q.id,
+            role: role.name.to_string(),
+            ends_at: q.ends_at,
+        });
+    }
+    Ok(out)
+}
+
+/// The earliest end among the elevations: nothing issued may outlive it.
+pub fn window_end(elevations: &[Elevation]) -> Option<DateTime<Utc>> {
+    elevations.iter().map(|e| e.ends_at).min()
+}
+
+fn parse_ip(ip: Option<&str>) -> Option<IpAddr> {
+    ip.and_then(|i| i.parse().ok())
+}
+
+impl Services {
+    /// The user side of an issuance: directory roles plus the elevations
+    /// active for a request from `ip` now.
+    pub async fn subject_for_issue(
+        &self,
+        user_id: &str,
+        ip: Option<&str>,
+    ) -> Result<Option<Subject>> {
+        let Some(mut s) = self.subject(user_id).await? else {
+            return Ok(None);
+        };
+        let (id, ip, now) = (s.user.id.clone(), parse_ip(ip), self.now());
+        s.elevations = self.db(move |r| elevations_in(r, &id, ip, now)).await?;
+        for e in &s.elevations {
+            if !s.roles.contains(&e.role) {
+                s.roles.push(e.role.clone());
+            }
+        }
+        Ok(Some(s))
+    }
+
+    /// Whether the user holds an active elevation of `role` valid for a
+    /// request from `ip` now (a privileged application's gate).
+    pub async fn has_active_elevation(
+        &self,
+        user: &User,
+        role: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<bool> {
+        let (id, now) = (user.id.clone(), self.now());
+        let found = self.db(move |r| elevations_in(r, &id, ip, now)).await?;
+        Ok(found.iter().any(|e| e.role == role))
+    }
+
+    /// Rule 5, a privileged application's gate. `None` lets the user in;
+    /// `Some(eligible)` refuses, saying whether the user may request the
+    /// role. A refusal is audited.
+    pub async fn elevation_gate(
+        &self,
+        user: &User,
+        role: &str,
+        app: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<Option<bool>> {
+        if self.has_active_elevation(user, role, ip).await? {
+            return Ok(None);
+        }
+        let (u, role, app, now) = (user.clone(), role.to_string(), app.to_string(), self.now());
+        let actor = crate::service::Actor::user(u.username.as_str(), ip.map(|i| i.to_string()));
+        self.db(move |r| {
+            let eligible = match super::need_role(r, &role) {
+                Ok(x) => {
+                    r.policy(x.id.as_str())?.is_some()
+                        && super::eligible_until(r, &u.id, x.id.as_str(), now)?.is_some()
+                }
+                Err(_) => false,
+            };
+            crate::service::record(
+                r,
+                now,
+                &actor,
+                "pim.app_refused",
+                &app,
+                serde_json::json!({"role": role, "eligible": eligible}),
+            )?;
+            Ok(Some(eligible))
+        })
+        .await
+    }
+
+    /// Records that a token or assertion carrying these elevations went to
+    /// `to`, until `expires_at`.
+    pub async fn record_elevated_issue(
+        &self,
+        elevations: &[Elevation],
+        to: Recipient<'_>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        if elevations.is_empty() {
+            return Ok(());
+        }
+        let now = self.now();
+        let rows: Vec<StoredIssuance> = elevations
+            .iter()
+            .map(|e| StoredIssuance {
+                id: uuid::Uuid::new_v4().simple().to_string(),
+                request_id: e.request_id.clone(),
+                protocol: to.protocol.into(),
+                recipient: to.id.into(),
+                session_digest: to.session_digest.map(str::to_string),
+                grant_id: to.grant_id.map(str::to_string),
+                name_id: to.name_id.map(str::to_string),
+                session_index: to.session_index.map(str::to_string),
+                at: now,
+                expires_at,
+            })
+            .collect();
+        self.db(move |r| {
+            for i in &rows {
+                r.insert_issuance(i)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Rule 4: an access token carrying elevations is live only while every
+    /// one of them is still active (not ended, not revoked).
+    pub async fn elevations_still_active(&self, request_ids: Vec<String>) -> Result<bool> {
+        if request_ids.is_empty() {
+            return Ok(true);
+        }
+        let now = self.now();
+        self.db(move |r| {
+            for id in &request_ids {
+                match r.request(id)? {
+                    Some(q) if current_state(&q, now) == State::Active => {}
+                    _ => return Ok(false),
+                }
+            }
+            Ok(true)
+        })
+        .await
+    }
+}

@@ -1,0 +1,200 @@
+//! The approver's side: the inbox and decisions. Nobody approves their own
+//! request; a request needing N approvals becomes approved with the Nth.
+
+use super::notify::enqueue;
+use super::view::{ApprovalItem, Names, RequestView, current_state};
+use super::{forbidden, policy_of};
+use crate::domain::User;
+use crate::error::{Error, Result};
+use crate::protocol::pim::policy::Approval;
+use crate::protocol::pim::state::{Event, State, transition};
+use crate::protocol::pim::window::check_windows;
+use crate::service::{Actor, Services, record};
+use crate::store::{Repo, StateChange, StoredDecision, StoredRequest};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use std::net::IpAddr;
+
+/// Whether `approver` may decide on `q` (not whether they already did).
+fn may_decide(r: &mut dyn Repo, approver: &User, q: &StoredRequest) -> Result<bool> {
+    if approver.id == q.user_id {
+        return Ok(false);
+    }
+    Ok(match q.approval.parse::<Approval>() {
+        Ok(Approval::Manager) => r
+            .user_by_id(&q.user_id)?
+            .is_some_and(|u| u.manager_id.as_ref() == Some(&approver.id)),
+        Ok(Approval::Group { name, .. }) => r
+            .groups_of(&approver.id)?
+            .iter()
+            .any(|g| g.name.as_str() == name),
+        _ => false,
+    })
+}
+
+fn approvals_needed(q: &StoredRequest) -> usize {
+    match q.approval.parse::<Approval>() {
+        Ok(Approval::Group { count, .. }) => count as usize,
+        _ => 1,
+    }
+}
+
+/// The window an approval grants at `now`: one approved late starts now
+/// and keeps its length, but never runs past the end of the time-of-day
+/// window it starts in.
+fn granted_window(
+    r: &mut dyn Repo,
+    q: &StoredRequest,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    if q.starts_at >= now {
+        return Ok((q.starts_at, q.ends_at));
+    }
+    let start = now;
+    let mut end = now + (q.ends_at - q.starts_at);
+    if let Some(p) = r.policy(&q.role_id)? {
+        let policy = policy_of(&p)?;
+        if let Ok(Some(window_end)) = check_windows(&policy.windows, start) {
+            end = end.min(window_end);
+        }
+    }
+    Ok((start, end))
+}
+
+impl Services {
+    /// Requests waiting for this approver's decision, oldest first.
+    pub async fn approval_inbox(&self, approver: &User) -> Result<Vec<ApprovalItem>> {
+        let (me, now) = (approver.clone(), self.now());
+        self.db(move |r| {
+            let names = Names::load(r)?;
+            let mut out = Vec::new();
+            for q in r.requests_in(&["pending"])? {
+                if current_state(&q, now) != State::Pending || !may_decide(r, &me, &q)? {
+                    continue;
+                }
+                let decisions = r.decisions_of(&q.id)?;
+                if decisions.iter().any(|d| d.approver_id == me.id) {
+                    continue;
+                }
+                let history = r
+                    .requests_of(&q.user_id, 6)?
+                    .iter()
+                    .filter(|h| h.id != q.id)
+                    .take(5)
+                    .map(|h| RequestView::build(h, &names, now, vec![]))
+                    .collect();
+                out.push(ApprovalItem {
+                    request: RequestView::build(&q, &names, now, decisions),
+                    history,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Approves or denies a pending request.
+    pub async fn decide_elevation(
+        &self,
+        approver: &User,
+        id: &str,
+        approve: bool,
+        comment: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<RequestView> {
+        let comment = comment.trim().to_string();
+        if comment.is_empty() {
+            return Err(Error::invalid("say why, in a comment"));
+        }
+        let now = self.now();
+        let actor = Actor::user(approver.username.as_str(), ip.map(|i| i.to_string()));
+        let (me, rid, pim) = (approver.clone(), id.to_string(), self.settings.pim.clone());
+        self.db(move |r| {
+            let q = r
+                .request(&rid)?
+                .ok_or_else(|| Error::not_found("there is no such request"))?;
+            let names = Names::load(r)?;
+            let role = names.role(&q.role_id);
+            if q.user_id == me.id {
+                record(r, now, &actor, "pim.self_approval_refused", &role, json!({"request": q.id}))?;
+                return Ok(Err(forbidden(
+                    "self_approval",
+                    "nobody approves their own request",
+                )));
+            }
+            if !may_decide(r, &me, &q)? {
+                return Ok(Err(forbidden(
+                    "not_an_approver",
+                    "you are not an approver of this request",
+                )));
+            }
+            let from = current_state(&q, now);
+            if from != State::Pending {
+                return Err(Error::conflict(format!(
+                    "this request is {} and can no longer be decided",
+                    from.as_str()
+                )));
+            }
+            let mut decisions = r.decisions_of(&q.id)?;
+            if decisions.iter().any(|d| d.approver_id == me.id) {
+                return Err(Error::conflict("you have already decided on this request"));
+            }
+            let d = StoredDecision {
+                request_id: q.id.clone(),
+                approver_id: me.id.clone(),
+                decision: if approve { "approve" } else { "deny" }.into(),
+                comment: comment.clone(),
+                at: now,
+            };
+            r.insert_decision(&d)?;
+            decisions.push(d);
+            let approvals = decisions.iter().filter(|d| d.decision == "approve").count();
+            let final_approval = approvals >= approvals_needed(&q);
+            let (starts_at, ends_at) = granted_window(r, &q, now)?;
+            let event = if approve {
+                Event::Approved {
+                    final_approval,
+                    started: starts_at <= now,
+                }
+            } else {
+                Event::Denied
+            };
+            let to = transition(from, event).map_err(|e| Error::conflict(e.to_string()))?;
+            record(
+                r,
+                now,
+                &actor,
+                if approve { "pim.approval" } else { "pim.denied" },
+                &role,
+                json!({"request": q.id, "comment": comment, "approvals": approvals,
+                       "needed": approvals_needed(&q), "requester": names.user(q.user_id.as_str())}),
+            )?;
+            if to != State::Pending {
+                let change = StateChange {
+                    to: to.as_str().into(),
+                    starts_at: approve.then_some(starts_at),
+                    ends_at: approve.then_some(ends_at),
+                    closed: (!approve).then(|| (now, actor.name.clone(), comment.clone())),
+                };
+                if !r.change_request(&q.id, &q.state, &change)? {
+                    return Err(Error::conflict("the request changed meanwhile; reload and try again"));
+                }
+            }
+            let q = r.request(&q.id)?.ok_or_else(|| Error::internal("request vanished"))?;
+            match to {
+                State::Denied => enqueue(r, &pim, now, "denied", &q, &actor)?,
+                State::Approved | State::Active => {
+                    enqueue(r, &pim, now, "approved", &q, &actor)?;
+                    if to == State::Active {
+                        record(r, now, &Actor::system(), "pim.activated", &role,
+                               json!({"request": q.id, "ends_at": q.ends_at}))?;
+                        enqueue(r, &pim, now, "activated", &q, &Actor::system())?;
+                    }
+                }
+                _ => {}
+            }
+            Ok(Ok(RequestView::build(&q, &names, now, decisions)))
+        })
+        .await?
+    }
+}

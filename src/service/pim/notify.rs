@@ -1,0 +1,156 @@
+//! Webhooks: every PIM event is queued in the same transaction as the change
+//! it reports, then delivered (signed, retried with backoff) by the sweeper.
+
+use crate::config::PimSettings;
+use crate::error::Result;
+use crate::protocol::pim::webhook::{MAX_ATTEMPTS, backoff, signature};
+use crate::service::{Actor, Services};
+use crate::store::{Repo, StoredDelivery, StoredRequest};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+/// The header carrying `sha256=<hex HMAC-SHA256 of "{timestamp}.{body}">`.
+pub const SIGNATURE_HEADER: &str = "X-Portcullis-Signature";
+/// The header carrying the Unix timestamp that was signed.
+pub const TIMESTAMP_HEADER: &str = "X-Portcullis-Timestamp";
+pub const EVENT_HEADER: &str = "X-Portcullis-Event";
+
+/// How long one node holds a delivery it is attempting.
+const LEASE: i64 = 60;
+const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Queues `event` about `q` for every webhook that wants it.
+pub(crate) fn enqueue(
+    r: &mut dyn Repo,
+    pim: &PimSettings,
+    now: DateTime<Utc>,
+    event: &str,
+    q: &StoredRequest,
+    actor: &Actor,
+) -> Result<()> {
+    if pim.webhooks.is_empty() {
+        return Ok(());
+    }
+    let role = r
+        .list_roles()?
+        .into_iter()
+        .find(|x| x.id.as_str() == q.role_id)
+        .map(|x| x.name.to_string())
+        .unwrap_or_default();
+    let user = r
+        .user_by_id(&q.user_id)?
+        .map(|u| u.username.to_string())
+        .unwrap_or_default();
+    for hook in &pim.webhooks {
+        if !hook.events.is_empty() && !hook.events.iter().any(|e| e == event) {
+            continue;
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let body = json!({
+            "id": id,
+            "event": event,
+            "occurred_at": now,
+            "actor": actor.name,
+            "request": {
+                "id": q.id, "role": role, "user": user, "state": q.state,
+                "reason": q.reason, "ticket": q.ticket,
+                "starts_at": q.starts_at, "ends_at": q.ends_at,
+                "approval": q.approval, "risk_score": q.risk_score,
+                "close_reason": q.close_reason,
+            },
+        });
+        r.insert_delivery(&StoredDelivery {
+            id,
+            url: hook.url.clone(),
+            event: event.to_string(),
+            body: body.to_string(),
+            state: "pending".into(),
+            attempts: 0,
+            next_attempt_at: now,
+            last_status: None,
+            last_error: None,
+            created_at: now,
+            delivered_at: None,
+        })?;
+    }
+    Ok(())
+}
+
+impl Services {
+    /// Sends the webhooks that are due; returns how many were attempted.
+    pub async fn deliver_webhooks(&self) -> Result<usize> {
+        let now = self.now();
+        let due = self.db(move |r| r.due_deliveries(now, 20)).await?;
+        let mut attempted = 0;
+        for d in due {
+            // Take the attempt first, so two nodes never send the same one.
+            let before = d.attempts;
+            let claim = StoredDelivery {
+                attempts: before + 1,
+                next_attempt_at: now + Duration::seconds(LEASE),
+                ..d.clone()
+            };
+            let c = claim.clone();
+            if !self.db(move |r| r.record_attempt(&c, before)).await? {
+                continue;
+            }
+            attempted += 1;
+            let outcome = self.send_webhook(&d).await;
+            let done = self.now();
+            let attempts = claim.attempts;
+            let result = match outcome {
+                Ok(status) if (200..300).contains(&status) => StoredDelivery {
+                    state: "delivered".into(),
+                    last_status: Some(i64::from(status)),
+                    last_error: None,
+                    delivered_at: Some(done),
+                    ..claim.clone()
+                },
+                other => {
+                    let (status, error) = match other {
+                        Ok(s) => (Some(i64::from(s)), format!("the receiver answered {s}")),
+                        Err(e) => (None, e),
+                    };
+                    let gave_up = attempts >= i64::from(MAX_ATTEMPTS);
+                    tracing::warn!(url = %d.url, event = %d.event, attempts, error = %error, "webhook delivery failed");
+                    StoredDelivery {
+                        state: if gave_up { "failed" } else { "pending" }.into(),
+                        next_attempt_at: done + backoff(attempts as u32 + 1),
+                        last_status: status,
+                        last_error: Some(error),
+                        ..claim.clone()
+                    }
+                }
+            };
+            self.db(move |r| r.record_attempt(&result, attempts))
+                .await?;
+        }
+        Ok(attempted)
+    }
+
+    /// One POST; the HTTP status, or why there was none.
+    async fn send_webhook(&self, d: &StoredDelivery) -> std::result::Result<u16, String> {
+        let Some(hook) = self.settings.pim.webhooks.iter().find(|h| h.url == d.url) else {
+            return Err("this webhook is no longer configured".into());
+        };
+        let ts = self.now().timestamp();
+        let sig = signature(hook.secret.expose().as_bytes(), ts, d.body.as_bytes());
+        self.http
+            .post(&d.url)
+            .timeout(ATTEMPT_TIMEOUT)
+            .header("Content-Type", "application/json")
+            .header(SIGNATURE_HEADER, sig)
+            .header(TIMESTAMP_HEADER, ts.to_string())
+            .header(EVENT_HEADER, &d.event)
+            .body(d.body.clone())
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The newest webhook deliveries, for `pim webhooks`.
+    pub async fn webhook_log(&self, limit: i64) -> Result<Vec<StoredDelivery>> {
+        self.db(move |r| r.recent_deliveries(limit)).await
+    }
+}

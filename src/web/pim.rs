@@ -1,0 +1,435 @@
+//! "My access" (eligible roles, requests, ending a window), the request
+//! form, the approver's inbox, and the page a privileged app's gate shows.
+
+use super::State;
+use super::login::CsrfOnly;
+use super::page::{
+    CSRF_FAILED, CsrfForm, PageResult, client_ip, csrf_ok, error_page, render, see_other, signed_in,
+};
+use crate::domain::{Session, User};
+use crate::error::Error;
+use crate::protocol::login::safe_return_path;
+use crate::service::pim::{ApprovalItem, ElevationInput, EligibilityView, RequestView};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Deserialize;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/pim", web::get().to(my_access))
+        .route("/pim/request", web::get().to(request_form))
+        .route("/pim/request", web::post().to(submit_request))
+        .route("/pim/approvals", web::get().to(inbox))
+        .route("/pim/approvals/{id}", web::post().to(decide))
+        .route("/pim/{id}/end", web::post().to(end));
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[derive(Template)]
+#[template(path = "needs_elevation.html")]
+struct GatePage<'a> {
+    role: &'a str,
+    app: &'a str,
+    eligible: bool,
+    request_link: String,
+}
+
+/// Rule 5's page: a privileged application refused the sign-in. An
+/// eligible user is offered the request, which continues to `resume`.
+pub fn needs_elevation(role: &str, app: &str, resume: &str, eligible: bool) -> HttpResponse {
+    let page = GatePage {
+        role,
+        app,
+        eligible,
+        request_link: format!(
+            "/pim/request?role={}&next={}",
+            urlencode(role),
+            urlencode(resume)
+        ),
+    };
+    render(StatusCode::FORBIDDEN, &page)
+}
+
+/// The signed-in user, or a redirect to sign in and come back to `here`.
+async fn need_user(
+    req: &HttpRequest,
+    state: &State,
+    here: &str,
+) -> Result<Result<(Session, User), HttpResponse>, super::page::PageError> {
+    Ok(match signed_in(req, state).await? {
+        Some(s) => Ok(s),
+        None => Err(see_other(&format!("/login?next={}", urlencode(here)))),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "pim.html")]
+struct MyAccessPage<'a> {
+    csrf: &'a str,
+    roles: Vec<EligibilityView>,
+    requests: Vec<RequestView>,
+    notice: Option<&'a str>,
+    error: Option<&'a str>,
+    next: Option<&'a str>,
+}
+
+async fn my_access_page(
+    req: &HttpRequest,
+    state: &State,
+    user: &User,
+    status: StatusCode,
+    notice: Option<&str>,
+    error: Option<&str>,
+    next: Option<&str>,
+) -> PageResult {
+    let csrf = CsrfForm::issue(req, state).await?;
+    let page = MyAccessPage {
+        csrf: &csrf.token,
+        roles: state.services.my_eligibilities(user).await?,
+        requests: state.services.my_requests(user).await?,
+        notice,
+        error,
+        next,
+    };
+    Ok(csrf.attach(render(status, &page)))
+}
+
+pub async fn my_access(req: HttpRequest, state: State) -> PageResult {
+    let (_, user) = match need_user(&req, &state, "/pim").await? {
+        Ok(s) => s,
+        Err(redirect) => return Ok(redirect),
+    };
+    my_access_page(&req, &state, &user, StatusCode::OK, None, None, None).await
+}
+
+#[derive(Template)]
+#[template(path = "pim_request.html")]
+struct RequestPage<'a> {
+    csrf: &'a str,
+    role: &'a EligibilityView,
+    next: &'a str,
+    minutes: i64,
+    reason: &'a str,
+    ticket: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+pub struct RequestQuery {
+    role: String,
+    next: Option<String>,
+    minutes: Option<i64>,
+    reason: Option<String>,
+    ticket: Option<String>,
+}
+
+pub async fn request_form(
+    req: HttpRequest,
+    state: State,
+    q: web::Query<RequestQuery>,
+) -> PageResult {
+    let here = format!("/pim/request?{}", req.query_string());
+    let (_, user) = match need_user(&req, &state, &here).await? {
+        Ok(s) => s,
+        Err(redirect) => return Ok(redirect),
+    };
+    let next = safe_return_path(q.next.as_deref()).unwrap_or_default();
+    form_page(
+        &req,
+        &state,
+        &user,
+        &q.role,
+        &next,
+        (q.minutes, q.reason.as_deref(), q.ticket.as_deref()),
+        None,
+    )
+    .await
+}
+
+async fn form_page(
+    req: &HttpRequest,
+    state: &State,
+    user: &User,
+    role: &str,
+    next: &str,
+    (minutes, reason, ticket): (Option<i64>, Option<&str>, Option<&str>),
+    error: Option<&str>,
+) -> PageResult {
+    let roles = state.services.my_eligibilities(user).await?;
+    let Some(r) = roles.iter().find(|r| r.role == role) else {
+        return Ok(error_page(
+            StatusCode::FORBIDDEN,
+            "Not eligible",
+            &format!("You are not eligible for {role}. Ask an administrator if you need it."),
+        ));
+    };
+    let csrf = CsrfForm::issue(req, state).await?;
+    let page = RequestPage {
+        csrf: &csrf.token,
+        role: r,
+        next,
+        minutes: minutes.unwrap_or((r.max_duration_seconds / 60).min(60)),
+        reason: reason.unwrap_or(""),
+        ticket: ticket.unwrap_or(""),
+        error,
+    };
+    let status = if error.is_some() {
+        StatusCode::FORBIDDEN
+    } else {
+        StatusCode::OK
+    };
+    Ok(csrf.attach(render(status, &page)))
+}
+
+#[derive(Deserialize)]
+pub struct RequestForm {
+    #[serde(default)]
+    csrf: String,
+    role: String,
+    minutes: i64,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    ticket: String,
+    #[serde(default)]
+    start: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// A `datetime-local` value (taken as UTC) or an RFC 3339 instant.
+fn parse_start(s: &str) -> Result<Option<DateTime<Utc>>, Error> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M")
+        .map(|t| Some(t.and_utc()))
+        .map_err(|_| Error::invalid("the start is not a date and time"))
+}
+
+pub async fn submit_request(
+    req: HttpRequest,
+    state: State,
+    form: web::Form<RequestForm>,
+) -> PageResult {
+    if !csrf_ok(&req, &state, &form.csrf).await? {
+        return Ok(error_page(StatusCode::FORBIDDEN, "Forbidden", CSRF_FAILED));
+    }
+    let (session, user) = match need_user(&req, &state, "/pim").await? {
+        Ok(s) => s,
+        Err(redirect) => return Ok(redirect),
+    };
+    let next = safe_return_path(Some(&form.next));
+    let keep = (
+        Some(form.minutes),
+        Some(form.reason.as_str()),
+        Some(form.ticket.as_str()),
+    );
+    let start = match parse_start(&form.start) {
+        Ok(s) => s,
+        Err(e) => {
+            let n = next.clone().unwrap_or_default();
+            return form_page(&req, &state, &user, &form.role, &n, keep, Some(e.public())).await;
+        }
+    };
+    let input = ElevationInput {
+        role: form.role.clone(),
+        duration: chrono::Duration::minutes(form.minutes),
+        reason: form.reason.clone(),
+        ticket: Some(form.ticket.clone()),
+        start,
+    };
+    let ip = client_ip(&req, &state);
+    match state
+        .services
+        .request_elevation(&user, Some(&session), input, ip)
+        .await
+    {
+        Ok(view) => {
+            if view.state == "active"
+                && let Some(n) = &next
+            {
+                return Ok(see_other(n));
+            }
+            let notice = match view.state.as_str() {
+                "active" => format!(
+                    "{} is active until {}.",
+                    view.role,
+                    view.ends_at.format("%H:%M UTC")
+                ),
+                "approved" => format!(
+                    "{} is approved from {}.",
+                    view.role,
+                    view.starts_at.format("%Y-%m-%d %H:%M UTC")
+                ),
+                _ => format!("Your request for {} is waiting for approval.", view.role),
+            };
+            my_access_page(
+                &req,
+                &state,
+                &user,
+                StatusCode::OK,
+                Some(&notice),
+                None,
+                next.as_deref(),
+            )
+            .await
+        }
+        Err(e) if e.code() == Some("fresh_mfa_required") => {
+            // Step up, then come back to the same form, filled in.
+            let back = format!(
+                "/pim/request?role={}&minutes={}&reason={}&ticket={}&next={}",
+                urlencode(&form.role),
+                form.minutes,
+                urlencode(&form.reason),
+                urlencode(&form.ticket),
+                urlencode(next.as_deref().unwrap_or(""))
+            );
+            let why = format!(
+                "Requesting {} needs a fresh check with your passkey.",
+                form.role
+            );
+            Ok(see_other(&format!(
+                "/account/verify?next={}&reason={}",
+                urlencode(&back),
+                urlencode(&why)
+            )))
+        }
+        Err(e)
+            if e.kind != crate::error::ErrorKind::Internal
+                && e.kind != crate::error::ErrorKind::Unavailable =>
+        {
+            let n = next.unwrap_or_default();
+            form_page(&req, &state, &user, &form.role, &n, keep, Some(e.public())).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn end(
+    req: HttpRequest,
+    state: State,
+    id: web::Path<String>,
+    form: web::Form<CsrfOnly>,
+) -> PageResult {
+    if !csrf_ok(&req, &state, &form.csrf).await? {
+        return Ok(error_page(StatusCode::FORBIDDEN, "Forbidden", CSRF_FAILED));
+    }
+    let (_, user) = match need_user(&req, &state, "/pim").await? {
+        Ok(s) => s,
+        Err(redirect) => return Ok(redirect),
+    };
+    let ip = client_ip(&req, &state);
+    match state.services.end_elevation(&user, &id, ip).await {
+        Ok(v) => {
+            let notice = format!("{} is {} now.", v.role, v.state);
+            my_access_page(
+                &req,
+                &state,
+                &user,
+                StatusCode::OK,
+                Some(&notice),
+                None,
+                None,
+            )
+            .await
+        }
+        Err(e) if e.kind != crate::error::ErrorKind::Internal => {
+            let status = super::page::status_for(e.kind);
+            my_access_page(&req, &state, &user, status, None, Some(e.public()), None).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pim_approvals.html")]
+struct InboxPage<'a> {
+    csrf: &'a str,
+    items: Vec<ApprovalItem>,
+    notice: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+async fn inbox_page(
+    req: &HttpRequest,
+    state: &State,
+    user: &User,
+    status: StatusCode,
+    notice: Option<&str>,
+    error: Option<&str>,
+) -> PageResult {
+    let csrf = CsrfForm::issue(req, state).await?;
+    let page = InboxPage {
+        csrf: &csrf.token,
+        items: state.services.approval_inbox(user).await?,
+        notice,
+        error,
+    };
+    Ok(csrf.attach(render(status, &page)))
+}
+
+pub async fn inbox(req: HttpRequest, state: State) -> PageResult {
+    let (_, user) = match need_user(&req, &state, "/pim/approvals").await? {
+        Ok(s) => s,
+        Err(redirect) => return Ok(redirect),
+    };
+    inbox_page(&req, &state, &user, StatusCode::OK, None, None).await
+}
+
+#[derive(Deserialize)]
+pub struct DecisionForm {
+    #[serde(default)]
+    csrf: String,
+    decision: String,
+    #[serde(default)]
+    comment: String,
+}
+
+pub async fn decide(
+    req: HttpRequest,
+    state: State,
+    id: web::Path<String>,
+    form: web::Form<DecisionForm>,
+) -> PageResult {
+    if !csrf_ok(&req, &state, &form.csrf).await? {
+        return Ok(error_page(StatusCode::FORBIDDEN, "Forbidden", CSRF_FAILED));
+    }
+    let (_, user) = match need_user(&req, &state, "/pim/approvals").await? {
+        Ok(s) => s,
+        Err(redirect) => return Ok(redirect),
+    };
+    let approve = match form.decision.as_str() {
+        "approve" => true,
+        "deny" => false,
+        _ => {
+            return Err(super::page::PageError::bad_request(
+                "decide approve or deny",
+            ));
+        }
+    };
+    let ip = client_ip(&req, &state);
+    match state
+        .services
+        .decide_elevation(&user, &id, approve, &form.comment, ip)
+        .await
+    {
+        Ok(v) => {
+            let notice = format!("{}'s request for {} is {} now.", v.user, v.role, v.state);
+            inbox_page(&req, &state, &user, StatusCode::OK, Some(&notice), None).await
+        }
+        Err(e) if e.kind != crate::error::ErrorKind::Internal => {
+            let status = super::page::status_for(e.kind);
+            inbox_page(&req, &state, &user, status, None, Some(e.public())).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,208 @@
+//! The PIM JSON API, for scripts and tools. A caller is the user of a
+//! session cookie or of an access token with scope `pim`. Cookie callers
+//! must send `Content-Type: application/json`, which no cross-site form can
+//! (and SameSite keeps the cookie off cross-site POSTs besides).
+
+use super::State;
+use super::page::{client_ip, session_token, status_for};
+use crate::domain::{Session, User};
+use crate::error::{Error, ErrorKind};
+use crate::service::pim::ElevationInput;
+use actix_web::http::header::CACHE_CONTROL;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(16 * 1024)
+            .error_handler(|e, _| {
+                ApiError(Error::oauth(
+                    ErrorKind::InvalidInput,
+                    "invalid_request",
+                    format!("the body is not the JSON expected: {e}"),
+                ))
+                .into()
+            }),
+    )
+    .route("/api/v1/me/eligibilities", web::get().to(eligibilities))
+    .route("/api/v1/me/elevations", web::get().to(my_elevations))
+    .route("/api/v1/me/elevations", web::post().to(request))
+    .route("/api/v1/me/elevations/{id}/end", web::post().to(end))
+    .route("/api/v1/approvals", web::get().to(approvals))
+    .route("/api/v1/approvals/{id}", web::post().to(decide));
+}
+
+/// `{"error": code, "error_description": text}` with the matching status.
+#[derive(Debug)]
+pub struct ApiError(Error);
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.public())
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        Self(e)
+    }
+}
+
+impl actix_web::ResponseError for ApiError {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        status_for(self.0.kind)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if matches!(self.0.kind, ErrorKind::Internal | ErrorKind::Unavailable) {
+            tracing::error!(error = ?self.0, "PIM API request failed");
+        }
+        let code = self.0.code().unwrap_or(match self.0.kind {
+            ErrorKind::InvalidInput => "invalid_request",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Unauthenticated => "invalid_token",
+            ErrorKind::Forbidden => "forbidden",
+            _ => "server_error",
+        });
+        let mut res = HttpResponse::build(self.status_code());
+        res.insert_header((CACHE_CONTROL, "no-store"));
+        if self.0.kind == ErrorKind::Unauthenticated {
+            res.insert_header(("WWW-Authenticate", "Bearer scope=\"pim\""));
+        }
+        res.json(json!({"error": code, "error_description": self.0.public()}))
+    }
+}
+
+type ApiResult = Result<HttpResponse, ApiError>;
+
+fn ok(v: impl serde::Serialize) -> ApiResult {
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .json(v))
+}
+
+/// The calling user and, when there is one, the browser session behind it
+/// (its factor times decide the fresh-passkey condition).
+async fn caller(req: &HttpRequest, state: &State) -> Result<(User, Option<Session>), ApiError> {
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    if let Some(token) = auth.and_then(|a| {
+        a.split_once(' ')
+            .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim().to_string())
+    }) {
+        let at = state.services.verify_access_token(&token).await?;
+        if !at.scope().iter().any(|s| s == "pim") {
+            return Err(Error::oauth(
+                ErrorKind::Forbidden,
+                "insufficient_scope",
+                "this token lacks the pim scope",
+            )
+            .into());
+        }
+        return Ok(state.services.token_user(&at).await?);
+    }
+    if let Some(t) = session_token(req, state)
+        && let Some((s, u)) = state.services.session_for(&t).await?
+    {
+        return Ok((u, Some(s)));
+    }
+    Err(Error::oauth(
+        ErrorKind::Unauthenticated,
+        "invalid_token",
+        "sign in, or send an access token with the pim scope",
+    )
+    .into())
+}
+
+async fn eligibilities(req: HttpRequest, state: State) -> ApiResult {
+    let (user, _) = caller(&req, &state).await?;
+    ok(json!({"eligibilities": state.services.my_eligibilities(&user).await?}))
+}
+
+async fn my_elevations(req: HttpRequest, state: State) -> ApiResult {
+    let (user, _) = caller(&req, &state).await?;
+    ok(json!({"elevations": state.services.my_requests(&user).await?}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestBody {
+    role: String,
+    duration_seconds: i64,
+    reason: String,
+    ticket: Option<String>,
+    start: Option<DateTime<Utc>>,
+}
+
+async fn request(req: HttpRequest, state: State, body: web::Json<RequestBody>) -> ApiResult {
+    let (user, session) = caller(&req, &state).await?;
+    let b = body.into_inner();
+    let input = ElevationInput {
+        role: b.role,
+        duration: chrono::Duration::seconds(b.duration_seconds),
+        reason: b.reason,
+        ticket: b.ticket,
+        start: b.start,
+    };
+    let view = state
+        .services
+        .request_elevation(&user, session.as_ref(), input, client_ip(&req, &state))
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .insert_header(("Location", format!("/api/v1/me/elevations/{}", view.id)))
+        .json(view))
+}
+
+async fn end(req: HttpRequest, state: State, id: web::Path<String>) -> ApiResult {
+    let (user, _) = caller(&req, &state).await?;
+    ok(state
+        .services
+        .end_elevation(&user, &id, client_ip(&req, &state))
+        .await?)
+}
+
+async fn approvals(req: HttpRequest, state: State) -> ApiResult {
+    let (user, _) = caller(&req, &state).await?;
+    ok(json!({"approvals": state.services.approval_inbox(&user).await?}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    decision: String,
+    #[serde(default)]
+    comment: String,
+}
+
+async fn decide(
+    req: HttpRequest,
+    state: State,
+    id: web::Path<String>,
+    body: web::Json<DecisionBody>,
+) -> ApiResult {
+    let (user, _) = caller(&req, &state).await?;
+    let approve = match body.decision.as_str() {
+        "approve" => true,
+        "deny" => false,
+        other => {
+            return Err(Error::oauth(
+                ErrorKind::InvalidInput,
+                "invalid_request",
+                format!("decision must be approve or deny, not {other}"),
+            )
+            .into());
+        }
+    };
+    ok(state
+        .services
+        .decide_elevation(&user, &id, approve, &body.comment, client_ip(&req, &state))
+        .await?)
+}
