@@ -111,6 +111,19 @@ async fn caller(req: &HttpRequest, state: &State) -> Result<(User, Option<Sessio
     if let Some(t) = session_token(req, state)
         && let Some((s, u)) = state.services.session_for(&t).await?
     {
+        let json = req
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if req.method() == actix_web::http::Method::POST && !json {
+            return Err(Error::oauth(
+                ErrorKind::InvalidInput,
+                "invalid_request",
+                "send the body as application/json",
+            )
+            .into());
+        }
         return Ok((u, Some(s)));
     }
     Err(Error::oauth(

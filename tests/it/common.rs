@@ -268,6 +268,11 @@ impl Browser {
         }
     }
 
+    /// The server this browser talks to.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     async fn page(resp: reqwest::Response) -> Page {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();

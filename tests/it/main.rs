@@ -13,6 +13,7 @@ mod mfa;
 pub mod oidc;
 mod ops;
 mod passkey;
+mod pim;
 mod policy;
 mod saml;
 mod saml_signed;

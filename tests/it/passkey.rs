@@ -106,7 +106,7 @@ pub async fn register(b: &Browser, key: &mut Key, name: &str, kind: &str) -> (u1
 }
 
 /// A new user signed in with a password who then added a passkey.
-async fn user_with_passkey(srv: &TestServer, name: &str) -> (Browser, Key) {
+pub async fn user_with_passkey(srv: &TestServer, name: &str) -> (Browser, Key) {
     srv.user(name).await;
     let b = srv.browser();
     b.login(name, PASSWORD).await;

@@ -1,0 +1,329 @@
+//! Ending a window early, revocation, expiry by the sweeper, disabling the
+//! user: tokens go inactive, back-channel logout reaches the OIDC client and
+//! the SAML SP that received elevated tokens, signed webhooks report each
+//! step (with retries). And the CLI that scripts use.
+
+use super::*;
+use crate::common::{Backend, TestEnv, TestServer};
+use chrono::Duration;
+use portcullis::config::{Secret, WebhookSettings};
+use portcullis::domain::UserStatus;
+use portcullis::protocol::pim::webhook::verify;
+use portcullis::service::saml::registry::SpInput;
+
+const SECRET: &str = "a webhook secret of some length";
+
+async fn server_with_receiver(fail_first: usize) -> (TestServer, Receiver) {
+    let hooks = Receiver::start(fail_first).await;
+    let mut env = TestEnv::new(Backend::Embedded);
+    env.settings.pim.sweep_interval = std::time::Duration::from_millis(100);
+    env.settings.pim.webhooks = vec![WebhookSettings {
+        url: format!("{}/hook", hooks.base),
+        secret: Secret::new(SECRET),
+        events: vec![],
+    }];
+    (TestServer::start_with(env).await, hooks)
+}
+
+/// The webhook for `event` about request `id`, its signature checked.
+async fn webhook(r: &Receiver, event: &str, id: &Value) -> Value {
+    let id = id.as_str().unwrap().to_string();
+    let ev = event.to_string();
+    let got = r
+        .wait_for(move |x| {
+            x.path == "/hook"
+                && x.header("x-portcullis-event") == Some(ev.as_str())
+                && x.body.contains(&id)
+        })
+        .await;
+    let ts: i64 = got
+        .header("x-portcullis-timestamp")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let sig = got.header("x-portcullis-signature").unwrap();
+    assert!(
+        verify(SECRET.as_bytes(), ts, got.body.as_bytes(), sig),
+        "bad signature"
+    );
+    assert!(!verify(
+        b"another secret entirely",
+        ts,
+        got.body.as_bytes(),
+        sig
+    ));
+    let tampered = format!("{} ", got.body);
+    assert!(!verify(SECRET.as_bytes(), ts, tampered.as_bytes(), sig));
+    serde_json::from_str(&got.body).unwrap()
+}
+
+fn count(r: &Receiver, path: &str) -> usize {
+    r.seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|x| x.path == path)
+        .count()
+}
+
+async fn end_via_api(b: &Browser, id: &Value) -> (u16, Value) {
+    let r = b
+        .http
+        .post(api(
+            b,
+            &format!("/api/v1/me/elevations/{}/end", id.as_str().unwrap()),
+        ))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ending_revoking_and_expiry_reach_every_recipient() {
+    let (srv, hooks) = server_with_receiver(0).await;
+    let b = signed_in(&srv, "ada").await;
+    privileged_role(&srv, open_policy(), "ada").await;
+    let mut d = draft("payroll");
+    d.backchannel_logout_uri = Some(format!("{}/bcl", hooks.base));
+    let c = client(&srv, d).await;
+    srv.services
+        .add_sp(
+            &Actor::cli(),
+            SpInput {
+                entity_id: Some(crate::saml::SP_ENTITY.into()),
+                acs_urls: vec![crate::saml::ACS.into()],
+                sign_response: true,
+                sign_assertion: true,
+                soap_slo_url: Some(format!("{}/soap", hooks.base)),
+                ..SpInput::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    // Early end by the user.
+    let (_, q) = request(&b, 60, None).await;
+    let requested = webhook(&hooks, "requested", &q["id"]).await;
+    assert_eq!(requested["request"]["reason"], "month-end billing run");
+    webhook(&hooks, "activated", &q["id"]).await;
+    let t = tokens(&srv, &b, &c, "openid").await;
+    let at = t["access_token"].as_str().unwrap().to_string();
+    assert_eq!(introspect(&srv, &c, &at).await["active"], true);
+    let page = b
+        .get_url(&crate::saml::redirect_url(
+            &srv,
+            &crate::saml::authn_request(&srv, "_e1", ""),
+            "r",
+        ))
+        .await;
+    let (resp, _) = crate::saml::until_response(&b, page, "ada").await;
+    assert!(crate::saml::decode(&resp).contains(ROLE));
+    let (st, ended) = end_via_api(&b, &q["id"]).await;
+    assert_eq!(
+        (st, ended["state"].as_str()),
+        (200, Some("ended")),
+        "{ended}"
+    );
+    assert_eq!(introspect(&srv, &c, &at).await["active"], false);
+    let bcl = hooks.wait_for(|x| x.path == "/bcl").await;
+    assert!(bcl.body.starts_with("logout_token="));
+    let soap = hooks.wait_for(|x| x.path == "/soap").await;
+    assert!(soap.body.contains("LogoutRequest") && soap.body.contains("SignatureValue"));
+    webhook(&hooks, "ended", &q["id"]).await;
+
+    // Revocation by an administrator.
+    let (_, q) = request(&b, 60, None).await;
+    let t = tokens(&srv, &b, &c, "openid").await;
+    let at = t["access_token"].as_str().unwrap().to_string();
+    let v = srv
+        .services
+        .revoke_elevation(&Actor::cli(), q["id"].as_str().unwrap(), "incident 42")
+        .await
+        .unwrap();
+    assert_eq!(v.state, "revoked");
+    assert_eq!(introspect(&srv, &c, &at).await["active"], false);
+    let revoked = webhook(&hooks, "revoked", &q["id"]).await;
+    assert_eq!(revoked["request"]["close_reason"], "incident 42");
+    for _ in 0..100 {
+        if count(&hooks, "/bcl") >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(count(&hooks, "/bcl"), 2);
+
+    // Expiry: the sweeper ends the window within seconds of its end.
+    let (_, q) = request(&b, 1, None).await;
+    tokens(&srv, &b, &c, "openid").await;
+    srv.clock.advance(Duration::seconds(61));
+    webhook(&hooks, "expired", &q["id"]).await;
+    for _ in 0..100 {
+        if count(&hooks, "/bcl") >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(count(&hooks, "/bcl"), 3, "the expiry told the client too");
+
+    // The audit trail links request, window, tokens and recipients.
+    let audit = srv.services.recent_audit(300).await.unwrap();
+    let actions: Vec<&str> = audit.iter().map(|e| e.entry.action.as_str()).collect();
+    for a in [
+        "pim.requested",
+        "pim.activated",
+        "pim.ended",
+        "pim.revoked",
+        "pim.window_ended",
+        "pim.recipients_told",
+    ] {
+        assert!(actions.contains(&a), "{a} missing: {actions:?}");
+    }
+    let told = audit
+        .iter()
+        .find(|e| e.entry.action == "pim.recipients_told")
+        .unwrap();
+    assert!(
+        told.entry.detail.to_string().contains("logout sent"),
+        "{:?}",
+        told.entry.detail
+    );
+
+    // Disabling the user ends the window and the eligibility at once.
+    let (_, q) = request(&b, 60, None).await;
+    srv.services
+        .set_user_status(&Actor::cli(), "ada", UserStatus::Disabled)
+        .await
+        .unwrap();
+    webhook(&hooks, "revoked", &q["id"]).await;
+    let overview = srv.services.pim_overview().await.unwrap();
+    assert_eq!(overview["eligibilities"], json!([]));
+    assert_eq!(overview["requests"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_retried_with_backoff_and_logged() {
+    let (srv, hooks) = server_with_receiver(1).await;
+    let b = signed_in(&srv, "ada").await;
+    privileged_role(&srv, open_policy(), "ada").await;
+    let (_, q) = request(&b, 30, None).await;
+    // The first attempt fails (500); the retry waits for its backoff.
+    hooks.wait_for(|x| x.path == "/hook").await;
+    let first = srv.services.webhook_log(10).await.unwrap();
+    let failed: Vec<_> = first
+        .iter()
+        .filter(|d| d.last_status == Some(500))
+        .collect();
+    assert_eq!(failed.len(), 1, "{first:?}");
+    assert_eq!(failed[0].state, "pending");
+    let id = failed[0].id.clone();
+    srv.clock.advance(Duration::seconds(11));
+    let body_id = id.clone();
+    let again = hooks.wait_for(move |x| x.body.contains(&body_id)).await;
+    let _ = again;
+    for _ in 0..100 {
+        let log = srv.services.webhook_log(10).await.unwrap();
+        if log.iter().any(|d| d.id == id && d.state == "delivered") {
+            let d = log.iter().find(|d| d.id == id).unwrap();
+            assert_eq!(d.attempts, 2);
+            let received = hooks
+                .seen
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|x| x.body.contains(&id))
+                .count();
+            assert_eq!(received, 2);
+            webhook(&hooks, "requested", &q["id"]).await;
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "never delivered: {:?}",
+        srv.services.webhook_log(10).await.unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sets_policies_and_eligibility_and_lists_json() {
+    use std::process::Command;
+    let env = TestEnv::new(Backend::Embedded);
+    let db = env.settings.database.url.expose().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("portcullis.toml");
+    std::fs::write(&config, format!("[database]\nurl = \"{db}\"\n")).unwrap();
+    let srv = TestServer::start_with(env).await;
+    srv.user("ada").await;
+    srv.services
+        .create_role(&Actor::cli(), ROLE, "")
+        .await
+        .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_remove("PORTCULLIS_CONFIG")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, _, err) = run(&[
+        "pim",
+        "policy",
+        "set",
+        ROLE,
+        "--max-duration",
+        "2h",
+        "--approval",
+        "none",
+        "--require-justification",
+        "--require-mfa",
+        "--window",
+        "Mon-Fri 14:00-16:00 Europe/Berlin",
+        "--network",
+        "10.8.0.0/16",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&[
+        "pim",
+        "policy",
+        "set",
+        ROLE,
+        "--window",
+        "Mon-Fri 16:00-14:00 UTC",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("end must be after its start"), "{err}");
+    let (ok, _, err) = run(&["pim", "policy", "set", ROLE, "--approval", "group:nobody"]);
+    assert!(!ok && err.contains("nobody"), "{err}");
+    let (ok, _, err) = run(&[
+        "pim",
+        "eligible",
+        "add",
+        ROLE,
+        "ada",
+        "--until",
+        "2026-12-31T00:00:00Z",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&["pim", "eligible", "add", ROLE, "group:missing"]);
+    assert!(!ok && err.contains("missing"), "{err}");
+    let (ok, out, err) = run(&["pim", "list", "--json"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let p = &v["policies"][0];
+    assert_eq!(p["role"], ROLE);
+    assert_eq!(p["max_duration_seconds"], 7200);
+    assert_eq!(p["require_mfa"], true);
+    assert_eq!(p["windows"], json!(["Mon-Fri 14:00-16:00 Europe/Berlin"]));
+    assert_eq!(p["networks"], json!(["10.8.0.0/16"]));
+    assert_eq!(v["eligibilities"][0]["principal"], "ada");
+    assert_eq!(v["eligibilities"][0]["ends_at"], "2026-12-31T00:00:00Z");
+}
