@@ -298,6 +298,26 @@ impl Services {
         self.saml_continue(&tx, session, ip).await
     }
 
+    /// Ends the transaction with a Responder status sent back to the ACS.
+    async fn refuse(
+        &self,
+        tx: &str,
+        t: SamlTx,
+        sub_code: &'static str,
+        msg: &str,
+    ) -> Result<SsoOutcome> {
+        self.ephemeral.delete(&tx_key(tx)).await?;
+        let status = Status {
+            code: STATUS_RESPONDER,
+            sub_code: Some(sub_code),
+            message: Some(msg),
+        };
+        Ok(SsoOutcome::Post(
+            self.error_response(&t.acs_url, t.request_id.as_deref(), &status, t.relay_state)
+                .await?,
+        ))
+    }
+
     /// Continues after the user signed in.
     pub async fn saml_continue(
         &self,
@@ -327,21 +347,9 @@ impl Services {
             session.filter(|(s, _)| Some(&s.id_digest) != t.stale_session.as_ref())
         else {
             if t.is_passive {
-                self.ephemeral.delete(&tx_key(tx)).await?;
-                let status = Status {
-                    code: STATUS_RESPONDER,
-                    sub_code: Some(STATUS_NO_PASSIVE),
-                    message: Some("the user is not signed in"),
-                };
-                return Ok(SsoOutcome::Post(
-                    self.error_response(
-                        &t.acs_url,
-                        t.request_id.as_deref(),
-                        &status,
-                        t.relay_state,
-                    )
-                    .await?,
-                ));
+                return self
+                    .refuse(tx, t, STATUS_NO_PASSIVE, "the user is not signed in")
+                    .await;
             }
             return Ok(SsoOutcome::Login {
                 resume: format!("/saml/resume?tx={tx}"),
@@ -376,37 +384,14 @@ impl Services {
                     reauth: true,
                 });
             }
-            self.ephemeral.delete(&tx_key(tx)).await?;
-            let status = Status {
-                code: STATUS_RESPONDER,
-                sub_code: Some(sub_code),
-                message: Some(&msg),
-            };
-            return Ok(SsoOutcome::Post(
-                self.error_response(&t.acs_url, t.request_id.as_deref(), &status, t.relay_state)
-                    .await?,
-            ));
+            return self.refuse(tx, t, sub_code, &msg).await;
         }
         if let Some(role) = sp.required_role.clone()
             && let Some(eligible) = self.elevation_gate(&user, &role, &sp.entity_id, ip).await?
         {
             if t.is_passive {
-                self.ephemeral.delete(&tx_key(tx)).await?;
                 let msg = format!("{} needs an active elevation of {role}", sp.name);
-                let status = Status {
-                    code: STATUS_RESPONDER,
-                    sub_code: Some(STATUS_REQUEST_DENIED),
-                    message: Some(&msg),
-                };
-                return Ok(SsoOutcome::Post(
-                    self.error_response(
-                        &t.acs_url,
-                        t.request_id.as_deref(),
-                        &status,
-                        t.relay_state,
-                    )
-                    .await?,
-                ));
+                return self.refuse(tx, t, STATUS_REQUEST_DENIED, &msg).await;
             }
             return Ok(SsoOutcome::NeedsElevation {
                 role,

@@ -3,7 +3,7 @@
 mod admin;
 mod cli;
 mod flow;
-mod rules;
+pub mod rules;
 
 use crate::common::{Browser, PASSWORD, TestServer};
 use openidconnect::core::{CoreClient, CoreProviderMetadata};

@@ -19,7 +19,7 @@ async fn code(srv: &TestServer, b: &Browser, c: &NewClient, user: &str) -> Strin
     param(&back, "code").unwrap_or_else(|| panic!("no code in {back}"))
 }
 
-async fn introspect(srv: &TestServer, c: &NewClient, token: &str) -> Value {
+pub async fn introspect(srv: &TestServer, c: &NewClient, token: &str) -> Value {
     reqwest::Client::new()
         .post(srv.url("/introspect"))
         .basic_auth(&c.client.client_id, c.secret.as_deref())

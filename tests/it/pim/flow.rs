@@ -39,19 +39,6 @@ async fn group(srv: &TestServer, name: &str, members: &[&str]) {
     }
 }
 
-async fn eligible(srv: &TestServer, user: &str) {
-    srv.services
-        .add_eligibility(
-            &Actor::cli(),
-            ROLE,
-            Principal::User(user.into()),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
-}
-
 /// An approver's decision through the JSON API.
 async fn decide(b: &Browser, id: &Value, decision: &str) -> (u16, Value) {
     let r = b

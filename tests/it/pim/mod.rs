@@ -7,6 +7,7 @@ mod flow;
 mod rules;
 
 use crate::common::{Browser, PASSWORD, TestServer};
+pub use crate::oidc::rules::introspect;
 use crate::oidc::{REDIRECT, VERIFIER, authorize_url, client, draft, param, redeem};
 use portcullis::service::Actor;
 use portcullis::service::oidc::clients::NewClient;
@@ -26,6 +27,11 @@ pub async fn privileged_role(srv: &TestServer, policy: PolicyInput, user: &str) 
         .set_pim_policy(&Actor::cli(), ROLE, policy)
         .await
         .unwrap();
+    eligible(srv, user).await;
+}
+
+/// Makes `user` eligible for [`ROLE`] without an end.
+pub async fn eligible(srv: &TestServer, user: &str) {
     srv.services
         .add_eligibility(
             &Actor::cli(),
@@ -113,19 +119,6 @@ pub async fn refresh(srv: &TestServer, c: &NewClient, rt: &str) -> (u16, Value) 
     )
     .await;
     (s, v)
-}
-
-pub async fn introspect(srv: &TestServer, c: &NewClient, token: &str) -> Value {
-    reqwest::Client::new()
-        .post(srv.url("/introspect"))
-        .basic_auth(&c.client.client_id, c.secret.as_deref())
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 pub fn claims(jwt: &str) -> Value {
