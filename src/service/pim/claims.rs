@@ -175,9 +175,21 @@ impl Services {
                 expires_at,
             })
             .collect();
+        // The audit trail names each recipient, so an auditor can tell who
+        // was privileged where without the issuance table.
         self.db(move |r| {
             for i in &rows {
                 r.insert_issuance(i)?;
+                crate::service::record(
+                    r,
+                    now,
+                    &crate::service::Actor::system(),
+                    "pim.issued",
+                    &i.request_id,
+                    serde_json::json!({"protocol": i.protocol, "recipient": i.recipient,
+                        "grant": i.grant_id, "session_index": i.session_index,
+                        "expires_at": i.expires_at}),
+                )?;
             }
             Ok(())
         })

@@ -326,4 +326,61 @@ async fn the_cli_sets_policies_and_eligibility_and_lists_json() {
     assert_eq!(p["networks"], json!(["10.8.0.0/16"]));
     assert_eq!(v["eligibilities"][0]["principal"], "ada");
     assert_eq!(v["eligibilities"][0]["ends_at"], "2026-12-31T00:00:00Z");
+
+    // A user's own request through the API, with a `pim` access token.
+    let (ok, _, err) = run(&["pim", "policy", "set", ROLE, "--max-duration", "1h"]);
+    assert!(ok, "{err}");
+    let c = rp_client(&srv).await;
+    let b = srv.browser();
+    b.login("ada", PASSWORD).await;
+    let t = tokens(&srv, &b, &c, "openid pim").await;
+    let at = t["access_token"].as_str().unwrap();
+    let base = srv.base.clone();
+    let (ok, _, err) = run(&[
+        "pim",
+        "request",
+        ROLE,
+        "--duration",
+        "2h",
+        "--reason",
+        "quarter close",
+        "--url",
+        &base,
+        "--token",
+        at,
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("refused: the longest window for this role is 1h"),
+        "{err}"
+    );
+    let (ok, out, err) = run(&[
+        "pim",
+        "request",
+        ROLE,
+        "--duration",
+        "30m",
+        "--reason",
+        "quarter close",
+        "--url",
+        &base,
+        "--token",
+        at,
+    ]);
+    assert!(ok, "{err}");
+    let q: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(q["state"], "active");
+    assert_eq!(q["user"], "ada");
+    let issued = tokens(&srv, &b, &c, "openid").await;
+    assert_eq!(
+        claims(issued["id_token"].as_str().unwrap())["pim"][0]["activation"],
+        q["id"]
+    );
+    let audit = srv.services.recent_audit(50).await.unwrap();
+    let logged = audit
+        .iter()
+        .find(|e| e.entry.action == "pim.issued")
+        .unwrap();
+    assert_eq!(logged.entry.subject, q["id"].as_str().unwrap());
+    assert_eq!(logged.entry.detail["recipient"], c.client.client_id);
 }
