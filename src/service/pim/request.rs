@@ -121,11 +121,17 @@ impl Services {
                         role.name
                     )));
                 }
+                // Windows of the role that would overlap the one asked for.
+                let (from, to) = {
+                    let start = input.start.unwrap_or(now).max(now);
+                    (start, start + input.duration)
+                };
                 let live_for_role = r
                     .requests_in(&["approved", "active"])?
                     .iter()
                     .filter(|q| q.role_id == role.id.as_str())
                     .filter(|q| current_state(q, now).is_live())
+                    .filter(|q| q.starts_at < to && q.ends_at > from)
                     .count() as u32;
                 let ctx = RequestContext {
                     now,

@@ -13,20 +13,25 @@ use portcullis::service::saml::registry::SpInput;
 
 const SECRET: &str = "a webhook secret of some length";
 
+/// One webhook, to the receiver's `/hook`, for every event.
+pub fn webhook_settings(hooks: &Receiver) -> Vec<WebhookSettings> {
+    vec![WebhookSettings {
+        url: format!("{}/hook", hooks.base),
+        secret: Secret::new(SECRET),
+        events: vec![],
+    }]
+}
+
 async fn server_with_receiver(fail_first: usize) -> (TestServer, Receiver) {
     let hooks = Receiver::start(fail_first).await;
     let mut env = TestEnv::new(Backend::Embedded);
     env.settings.pim.sweep_interval = std::time::Duration::from_millis(100);
-    env.settings.pim.webhooks = vec![WebhookSettings {
-        url: format!("{}/hook", hooks.base),
-        secret: Secret::new(SECRET),
-        events: vec![],
-    }];
+    env.settings.pim.webhooks = webhook_settings(&hooks);
     (TestServer::start_with(env).await, hooks)
 }
 
 /// The webhook for `event` about request `id`, its signature checked.
-async fn webhook(r: &Receiver, event: &str, id: &Value) -> Value {
+pub async fn webhook(r: &Receiver, event: &str, id: &Value) -> Value {
     let id = id.as_str().unwrap().to_string();
     let ev = event.to_string();
     let got = r

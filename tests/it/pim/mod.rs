@@ -2,6 +2,7 @@
 //! fixed clock on OIDC and SAML, conditions, approval, privileged apps,
 //! ending, webhooks and the CLI.
 
+mod conditions;
 mod ending;
 mod flow;
 mod rules;
