@@ -54,6 +54,17 @@ pub fn needs_elevation(role: &str, app: &str, resume: &str, eligible: bool) -> H
     render(StatusCode::FORBIDDEN, &page)
 }
 
+/// The signed-in session and user; otherwise the handler answers with a
+/// redirect to sign in and come back to `here`.
+macro_rules! signed_in_or_login {
+    ($req:expr, $state:expr, $here:expr) => {
+        match need_user(&$req, &$state, $here).await? {
+            Ok(s) => s,
+            Err(redirect) => return Ok(redirect),
+        }
+    };
+}
+
 /// The signed-in user, or a redirect to sign in and come back to `here`.
 async fn need_user(
     req: &HttpRequest,
@@ -99,10 +110,7 @@ async fn my_access_page(
 }
 
 pub async fn my_access(req: HttpRequest, state: State) -> PageResult {
-    let (_, user) = match need_user(&req, &state, "/pim").await? {
-        Ok(s) => s,
-        Err(redirect) => return Ok(redirect),
-    };
+    let (_, user) = signed_in_or_login!(req, state, "/pim");
     my_access_page(&req, &state, &user, StatusCode::OK, None, None, None).await
 }
 
@@ -133,10 +141,7 @@ pub async fn request_form(
     q: web::Query<RequestQuery>,
 ) -> PageResult {
     let here = format!("/pim/request?{}", req.query_string());
-    let (_, user) = match need_user(&req, &state, &here).await? {
-        Ok(s) => s,
-        Err(redirect) => return Ok(redirect),
-    };
+    let (_, user) = signed_in_or_login!(req, state, &here);
     let next = safe_return_path(q.next.as_deref()).unwrap_or_default();
     form_page(
         &req,
@@ -223,10 +228,7 @@ pub async fn submit_request(
     if !csrf_ok(&req, &state, &form.csrf).await? {
         return Ok(error_page(StatusCode::FORBIDDEN, "Forbidden", CSRF_FAILED));
     }
-    let (session, user) = match need_user(&req, &state, "/pim").await? {
-        Ok(s) => s,
-        Err(redirect) => return Ok(redirect),
-    };
+    let (session, user) = signed_in_or_login!(req, state, "/pim");
     let next = safe_return_path(Some(&form.next));
     let keep = (
         Some(form.minutes),
@@ -323,10 +325,7 @@ pub async fn end(
     if !csrf_ok(&req, &state, &form.csrf).await? {
         return Ok(error_page(StatusCode::FORBIDDEN, "Forbidden", CSRF_FAILED));
     }
-    let (_, user) = match need_user(&req, &state, "/pim").await? {
-        Ok(s) => s,
-        Err(redirect) => return Ok(redirect),
-    };
+    let (_, user) = signed_in_or_login!(req, state, "/pim");
     let ip = client_ip(&req, &state);
     match state.services.end_elevation(&user, &id, ip).await {
         Ok(v) => {
@@ -378,10 +377,7 @@ async fn inbox_page(
 }
 
 pub async fn inbox(req: HttpRequest, state: State) -> PageResult {
-    let (_, user) = match need_user(&req, &state, "/pim/approvals").await? {
-        Ok(s) => s,
-        Err(redirect) => return Ok(redirect),
-    };
+    let (_, user) = signed_in_or_login!(req, state, "/pim/approvals");
     inbox_page(&req, &state, &user, StatusCode::OK, None, None).await
 }
 
@@ -403,10 +399,7 @@ pub async fn decide(
     if !csrf_ok(&req, &state, &form.csrf).await? {
         return Ok(error_page(StatusCode::FORBIDDEN, "Forbidden", CSRF_FAILED));
     }
-    let (_, user) = match need_user(&req, &state, "/pim/approvals").await? {
-        Ok(s) => s,
-        Err(redirect) => return Ok(redirect),
-    };
+    let (_, user) = signed_in_or_login!(req, state, "/pim/approvals");
     let approve = match form.decision.as_str() {
         "approve" => true,
         "deny" => false,

@@ -61,12 +61,16 @@ pub fn idp_metadata(urls: &IdpUrls, certificates: &[String]) -> String {
     )
 }
 
+const BINDING_SOAP: &str = "urn:oasis:names:tc:SAML:2.0:bindings:SOAP";
+
 /// What an SP's metadata says about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpMetadata {
     pub entity_id: String,
     pub acs: Vec<AcsEndpoint>,
     pub slo: Option<(String, Binding)>,
+    /// A SingleLogoutService with the SOAP binding (back-channel).
+    pub soap_slo: Option<String>,
     pub signing_certs: Vec<String>,
     pub encryption_cert: Option<String>,
     pub authn_requests_signed: bool,
@@ -115,6 +119,12 @@ pub fn parse_sp_metadata(xml: &str) -> Result<SpMetadata, String> {
         .iter()
         .flatten()
         .find_map(|e| Binding::from_urn(&e.binding).map(|b| (e.location.clone(), b)));
+    let soap_slo = sp
+        .single_logout_services
+        .iter()
+        .flatten()
+        .find(|e| e.binding == BINDING_SOAP)
+        .map(|e| e.location.clone());
     let mut signing_certs = Vec::new();
     let mut encryption_cert = None;
     for k in sp.key_descriptors.iter().flatten() {
@@ -145,6 +155,7 @@ pub fn parse_sp_metadata(xml: &str) -> Result<SpMetadata, String> {
         entity_id,
         acs,
         slo,
+        soap_slo,
         signing_certs,
         encryption_cert,
         authn_requests_signed: sp.authn_requests_signed.unwrap_or(false),
@@ -163,6 +174,7 @@ mod tests {
       MIIB
     </ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
     <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://sp.example/slo"/>
+    <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:SOAP" Location="https://sp.example/soap"/>
     <md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</md:NameIDFormat>
     <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://sp.example/acs" index="0" isDefault="true"/>
     <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:PAOS" Location="https://sp.example/ecp" index="1"/>
@@ -182,6 +194,7 @@ mod tests {
             m.slo,
             Some(("https://sp.example/slo".into(), Binding::Redirect))
         );
+        assert_eq!(m.soap_slo.as_deref(), Some("https://sp.example/soap"));
     }
 
     #[test]

@@ -126,6 +126,9 @@ impl Services {
         let (client, secret) = self.build_client(draft, &opts)?;
         let (c, actor) = (client.clone(), actor.clone());
         self.db(move |r| {
+            if let Some(role) = &c.required_role {
+                crate::service::pim::need_privileged(r, role)?;
+            }
             r.insert_client(&c)?;
             record(
                 r,

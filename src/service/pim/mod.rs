@@ -115,6 +115,13 @@ pub(crate) fn privileged(r: &mut dyn Repo, role: &Role) -> Result<Policy> {
     policy_of(&stored)
 }
 
+/// Checks that `name` is a privileged role (for an application that
+/// requires it).
+pub fn need_privileged(r: &mut dyn Repo, name: &str) -> Result<()> {
+    let role = need_role(r, name)?;
+    privileged(r, &role).map(|_| ())
+}
+
 /// The eligibility that lets `user` request `role` at `now`: `None` when
 /// there is none; otherwise until when (`None` = no end).
 pub(crate) fn eligible_until(

@@ -190,7 +190,10 @@ impl Services {
             sign_assertion: input.sign_assertion,
             required_acr: required_level(&input.required_acr)?,
             required_role: input.required_role.clone(),
-            soap_slo_url: input.soap_slo_url.clone(),
+            soap_slo_url: input
+                .soap_slo_url
+                .clone()
+                .or_else(|| meta.as_ref().and_then(|m| m.soap_slo.clone())),
             created_at: now,
             updated_at: now,
         };
@@ -198,7 +201,13 @@ impl Services {
             return Err(Error::invalid("sign the response, the assertion, or both"));
         }
         let (x, actor) = (sp.clone(), actor.clone());
+        if let Some(u) = &sp.soap_slo_url {
+            check_redirect_uri(u).map_err(|e| Error::invalid(format!("SOAP SLO URL: {e}")))?;
+        }
         self.db(move |r| {
+            if let Some(role) = &x.required_role {
+                crate::service::pim::need_privileged(r, role)?;
+            }
             r.insert_sp(&x)?;
             record(
                 r,

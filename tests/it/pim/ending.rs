@@ -214,14 +214,24 @@ async fn webhooks_are_retried_with_backoff_and_logged() {
     privileged_role(&srv, open_policy(), "ada").await;
     let (_, q) = request(&b, 30, None).await;
     // The first attempt fails (500); the retry waits for its backoff.
-    hooks.wait_for(|x| x.path == "/hook").await;
-    let first = srv.services.webhook_log(10).await.unwrap();
-    let failed: Vec<_> = first
-        .iter()
-        .filter(|d| d.last_status == Some(500))
-        .collect();
-    assert_eq!(failed.len(), 1, "{first:?}");
+    let mut failed = Vec::new();
+    for _ in 0..200 {
+        failed = srv
+            .services
+            .webhook_log(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|d| d.last_status == Some(500))
+            .collect();
+        if !failed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0].state, "pending");
+    assert_eq!(failed[0].attempts, 1);
     let id = failed[0].id.clone();
     srv.clock.advance(Duration::seconds(11));
     let body_id = id.clone();
@@ -318,6 +328,33 @@ async fn the_cli_sets_policies_and_eligibility_and_lists_json() {
         "2026-12-31T00:00:00Z",
     ]);
     assert!(ok, "{err}");
+    let (ok, _, err) = run(&[
+        "client",
+        "add",
+        "--name",
+        "ops",
+        "--redirect-uri",
+        "https://ops.example/cb",
+        "--require-role",
+        "not-a-role",
+    ]);
+    assert!(!ok && err.contains("there is no role not-a-role"), "{err}");
+    let (ok, out, err) = run(&[
+        "client",
+        "add",
+        "--name",
+        "ops",
+        "--redirect-uri",
+        "https://ops.example/cb",
+        "--require-role",
+        ROLE,
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["required_role"],
+        ROLE
+    );
     let (ok, _, err) = run(&["pim", "eligible", "add", ROLE, "group:missing"]);
     assert!(!ok && err.contains("missing"), "{err}");
     let (ok, out, err) = run(&["pim", "list", "--json"]);
