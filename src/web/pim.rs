@@ -4,7 +4,8 @@
 use super::State;
 use super::login::CsrfOnly;
 use super::page::{
-    CSRF_FAILED, CsrfForm, PageResult, client_ip, csrf_ok, error_page, render, see_other, signed_in,
+    CSRF_FAILED, CsrfForm, PageResult, allow_return, client_ip, csrf_ok, error_page, render,
+    see_other, signed_in,
 };
 use crate::domain::{Session, User};
 use crate::error::Error;
@@ -187,7 +188,10 @@ async fn form_page(
     } else {
         StatusCode::OK
     };
-    Ok(csrf.attach(render(status, &page)))
+    // The form's answer may redirect on to the application: browsers hold
+    // those redirects to the CSP form-action of this page.
+    let res = csrf.attach(render(status, &page));
+    Ok(allow_return(state, next, res).await)
 }
 
 #[derive(Deserialize)]

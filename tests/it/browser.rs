@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(20);
+pub const WAIT: Duration = Duration::from_secs(20);
 
 /// The relying party's redirect endpoint: answers a small page and reports
 /// the request line it got.
-fn callback_server() -> (String, mpsc::Receiver<String>) {
+pub fn callback_server() -> (String, mpsc::Receiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = mpsc::channel();
@@ -40,7 +40,7 @@ fn callback_server() -> (String, mpsc::Receiver<String>) {
     (format!("http://localhost:{port}/cb"), rx)
 }
 
-fn presence(b: &mut Browser, authenticator: &str, enabled: bool) -> Result<(), String> {
+pub fn presence(b: &mut Browser, authenticator: &str, enabled: bool) -> Result<(), String> {
     b.call(
         "WebAuthn.setAutomaticPresenceSimulation",
         serde_json::json!({ "authenticatorId": authenticator, "enabled": enabled }),
@@ -48,8 +48,39 @@ fn presence(b: &mut Browser, authenticator: &str, enabled: bool) -> Result<(), S
     .map(drop)
 }
 
-fn artifacts() -> PathBuf {
+pub fn artifacts() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-artifacts")
+}
+
+/// Password sign-in as `user`, then a passkey added on the security page
+/// (the virtual authenticator must hold exactly that one credential after).
+pub fn sign_in_and_enroll(
+    b: &mut Browser,
+    base: &str,
+    user: &str,
+    authenticator: &str,
+    shot: &std::path::Path,
+) -> Result<(), String> {
+    b.goto(&format!("{base}/login"))?;
+    b.fill("#username", user)?;
+    b.fill("#password", PASSWORD)?;
+    b.click("#sign-in")?;
+    b.wait_for("location.pathname === '/account'", WAIT)?;
+    b.goto(&format!("{base}/account/security"))?;
+    b.wait_for("!document.getElementById('passkey-add-area').hidden", WAIT)?;
+    b.fill("#passkey-name", "Chromium passkey")?;
+    b.click("#passkey-add")?;
+    b.wait_for("location.search.includes('added=1')", WAIT)?;
+    b.screenshot(shot)?;
+    let text = b.text()?;
+    if !text.contains("The passkey was added.") {
+        return Err(format!("no confirmation on the security page: {text}"));
+    }
+    let creds = b.credentials(authenticator)?;
+    if creds.len() != 1 || creds[0]["isResidentCredential"] != true {
+        return Err(format!("expected one resident credential, got {creds:?}"));
+    }
+    Ok(())
 }
 
 /// Everything the browser does, step by step; returns the authorization
@@ -61,26 +92,13 @@ fn journey(base: &str, authorize: &str, callback: &str) -> Result<Option<String>
     let shots = artifacts();
     let authenticator = b.add_virtual_authenticator()?;
 
-    // Password sign-in, then a passkey from the security page.
-    b.goto(&format!("{base}/login"))?;
-    b.fill("#username", "bea")?;
-    b.fill("#password", PASSWORD)?;
-    b.click("#sign-in")?;
-    b.wait_for("location.pathname === '/account'", WAIT)?;
-    b.goto(&format!("{base}/account/security"))?;
-    b.wait_for("!document.getElementById('passkey-add-area').hidden", WAIT)?;
-    b.fill("#passkey-name", "Chromium passkey")?;
-    b.click("#passkey-add")?;
-    b.wait_for("location.search.includes('added=1')", WAIT)?;
-    b.screenshot(&shots.join("01-passkey-enrolled.png"))?;
-    let text = b.text()?;
-    if !text.contains("The passkey was added.") {
-        return Err(format!("no confirmation on the security page: {text}"));
-    }
-    let creds = b.credentials(&authenticator)?;
-    if creds.len() != 1 || creds[0]["isResidentCredential"] != true {
-        return Err(format!("expected one resident credential, got {creds:?}"));
-    }
+    sign_in_and_enroll(
+        &mut b,
+        base,
+        "bea",
+        &authenticator,
+        &shots.join("01-passkey-enrolled.png"),
+    )?;
 
     // Sign out. The sign-in page offers passkeys in autofill (conditional
     // UI), and the virtual authenticator would pick one at once; a person

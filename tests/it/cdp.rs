@@ -237,7 +237,7 @@ impl Browser {
         self.eval_string("location.href")
     }
 
-    fn eval_string(&mut self, js: &str) -> Result<String, String> {
+    pub fn eval_string(&mut self, js: &str) -> Result<String, String> {
         match self.eval(js)? {
             Value::String(s) => Ok(s),
             v => Err(format!("`{js}` gave {v}, not a string")),

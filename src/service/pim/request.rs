@@ -59,7 +59,14 @@ fn approvers_exist(r: &mut dyn Repo, user: &User, approval: &Approval) -> Result
             }
         }
         Approval::Group { name, count } => {
-            let g = crate::service::directory::need_group_named(r, name)?;
+            let g = crate::service::directory::need_group_named(r, name).map_err(|_| {
+                forbidden(
+                    "no_approver",
+                    format!(
+                        "this request needs approval from the group {name}, which does not exist"
+                    ),
+                )
+            })?;
             let others = r
                 .members(&g)?
                 .into_iter()
@@ -188,7 +195,21 @@ impl Services {
                 } else {
                     policy.approval.clone()
                 };
-                approvers_exist(r, &u, &approval)?;
+                approvers_exist(r, &u, &approval).map_err(|e| {
+                    if forced {
+                        forbidden(
+                            "no_approver",
+                            format!(
+                                "your request scored {} on risk ({}), so it needs approval, but {}",
+                                risk.score,
+                                risk.factors.join(", "),
+                                e.public()
+                            ),
+                        )
+                    } else {
+                        e
+                    }
+                })?;
                 let started = planned.starts_at <= now;
                 let state = if approval == Approval::None {
                     transition(
