@@ -27,6 +27,9 @@ pub struct PimSettings {
     /// The time zone that defines office hours (07:00-19:00, Mon-Fri) for
     /// the risk score.
     pub office_time_zone: String,
+    /// Members of this group see every open request and window through the
+    /// API and may revoke them.
+    pub admin_group: String,
     pub webhooks: Vec<WebhookSettings>,
 }
 
@@ -39,6 +42,7 @@ impl Default for PimSettings {
             risk_approval_threshold: 60,
             risk_approver_group: "pim-approvers".into(),
             office_time_zone: "UTC".into(),
+            admin_group: "admins".into(),
             webhooks: Vec::new(),
         }
     }

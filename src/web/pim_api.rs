@@ -31,6 +31,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/api/v1/me/elevations", web::get().to(my_elevations))
     .route("/api/v1/me/elevations", web::post().to(request))
     .route("/api/v1/me/elevations/{id}/end", web::post().to(end))
+    .route("/api/v1/elevations", web::get().to(all_open))
+    .route("/api/v1/elevations/{id}/revoke", web::post().to(revoke))
     .route("/api/v1/approvals", web::get().to(approvals))
     .route("/api/v1/approvals/{id}", web::post().to(decide));
 }
@@ -179,6 +181,50 @@ async fn end(req: HttpRequest, state: State, id: web::Path<String>) -> ApiResult
     ok(state
         .services
         .end_elevation(&user, &id, client_ip(&req, &state))
+        .await?)
+}
+
+/// The caller, who must be a PIM administrator.
+async fn admin(req: &HttpRequest, state: &State) -> Result<User, ApiError> {
+    let (user, _) = caller(req, state).await?;
+    if !state.services.is_pim_admin(&user).await? {
+        return Err(Error::oauth(
+            ErrorKind::Forbidden,
+            "not_an_administrator",
+            "only members of the PIM administrators' group may do this",
+        )
+        .into());
+    }
+    Ok(user)
+}
+
+async fn all_open(req: HttpRequest, state: State) -> ApiResult {
+    admin(&req, &state).await?;
+    let overview = state.services.pim_overview().await?;
+    ok(json!({"elevations": overview["requests"]}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    #[serde(default)]
+    reason: String,
+}
+
+async fn revoke(
+    req: HttpRequest,
+    state: State,
+    id: web::Path<String>,
+    body: web::Json<RevokeBody>,
+) -> ApiResult {
+    let user = admin(&req, &state).await?;
+    let actor = crate::service::Actor::user(
+        user.username.as_str(),
+        client_ip(&req, &state).map(|i| i.to_string()),
+    );
+    ok(state
+        .services
+        .revoke_elevation(&actor, &id, &body.reason)
         .await?)
 }
 

@@ -66,13 +66,17 @@ impl Services {
     pub async fn approval_inbox(&self, approver: &User) -> Result<Vec<ApprovalItem>> {
         let (me, now) = (approver.clone(), self.now());
         self.db(move |r| {
-            let names = Names::load(r)?;
+            let mut names = Names::load(r)?;
             let mut out = Vec::new();
             for q in r.requests_in(&["pending"])? {
                 if current_state(&q, now) != State::Pending || !may_decide(r, &me, &q)? {
                     continue;
                 }
                 let decisions = r.decisions_of(&q.id)?;
+                names.add_users(
+                    r,
+                    std::iter::once(&q.user_id).chain(decisions.iter().map(|d| &d.approver_id)),
+                )?;
                 if decisions.iter().any(|d| d.approver_id == me.id) {
                     continue;
                 }
@@ -113,7 +117,8 @@ impl Services {
             let q = r
                 .request(&rid)?
                 .ok_or_else(|| Error::not_found("there is no such request"))?;
-            let names = Names::load(r)?;
+            let mut names = Names::load(r)?;
+            names.add_users(r, [&q.user_id, &me.id])?;
             let role = names.role(&q.role_id);
             if q.user_id == me.id {
                 record(r, now, &actor, "pim.self_approval_refused", &role, json!({"request": q.id}))?;
@@ -181,6 +186,7 @@ impl Services {
                 }
             }
             let q = r.request(&q.id)?.ok_or_else(|| Error::internal("request vanished"))?;
+            names.add_users(r, decisions.iter().map(|d| &d.approver_id))?;
             match to {
                 State::Denied => enqueue(r, &pim, now, "denied", &q, &actor)?,
                 State::Approved | State::Active => {

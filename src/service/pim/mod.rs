@@ -337,13 +337,17 @@ impl Services {
         let now = self.now();
         let (policies, eligibilities, requests, names) = self
             .db(|r| {
-                let names = view::Names::load(r)?;
-                Ok((
-                    r.list_policies()?,
-                    r.list_eligibilities()?,
-                    r.requests_in(&["pending", "approved", "active"])?,
-                    names,
-                ))
+                let mut names = view::Names::load(r)?;
+                let eligibilities = r.list_eligibilities()?;
+                let requests = r.requests_in(&request::OPEN)?;
+                names.add_users(
+                    r,
+                    eligibilities
+                        .iter()
+                        .filter_map(|e| e.user_id.as_ref())
+                        .chain(requests.iter().map(|q| &q.user_id)),
+                )?;
+                Ok((r.list_policies()?, eligibilities, requests, names))
             })
             .await?;
         Ok(json!({
@@ -376,6 +380,14 @@ fn policy_json(p: &StoredPolicy) -> Value {
 }
 
 impl Services {
+    /// Whether the user may see and revoke everyone's windows: a member of
+    /// `pim.admin_group`.
+    pub async fn is_pim_admin(&self, user: &crate::domain::User) -> Result<bool> {
+        let (id, group) = (user.id.clone(), self.settings.pim.admin_group.clone());
+        let groups = self.db(move |r| r.groups_of(&id)).await?;
+        Ok(groups.iter().any(|g| g.name.as_str() == group))
+    }
+
     /// The user behind an access token, and the browser session it was
     /// granted in while that session lives.
     pub async fn token_user(

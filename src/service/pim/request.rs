@@ -277,7 +277,8 @@ impl Services {
                     )?;
                     enqueue(r, &pim, now, "activated", &q, &Actor::system())?;
                 }
-                let names = Names::load(r)?;
+                let mut names = Names::load(r)?;
+                names.add_users(r, [&u.id])?;
                 Ok(Ok(RequestView::build(&q, &names, now, vec![])))
             })
             .await?;
@@ -379,7 +380,12 @@ impl Services {
                 let closed = r
                     .request(&q2.id)?
                     .ok_or_else(|| Error::internal("request vanished"))?;
-                let names = Names::load(r)?;
+                let decisions = r.decisions_of(&q2.id)?;
+                let mut names = Names::load(r)?;
+                names.add_users(
+                    r,
+                    std::iter::once(&q2.user_id).chain(decisions.iter().map(|d| &d.approver_id)),
+                )?;
                 let action = format!("pim.{}", event_name(event));
                 record(
                     r,
@@ -390,12 +396,7 @@ impl Services {
                     json!({"request": q2.id, "from": from.as_str(), "reason": why2}),
                 )?;
                 enqueue(r, &pim, now, event_name(event), &closed, &actor2)?;
-                Ok(RequestView::build(
-                    &closed,
-                    &names,
-                    now,
-                    r.decisions_of(&q2.id)?,
-                ))
+                Ok(RequestView::build(&closed, &names, now, decisions))
             })
             .await?;
         if from == State::Active {
@@ -409,7 +410,8 @@ impl Services {
     pub async fn my_eligibilities(&self, user: &User) -> Result<Vec<EligibilityView>> {
         let (uid, now) = (user.id.clone(), self.now());
         self.db(move |r| {
-            let names = Names::load(r)?;
+            let mut names = Names::load(r)?;
+            names.add_users(r, [&uid])?;
             let mine = r.requests_of(&uid, 200)?;
             let mut out = Vec::new();
             for role in r.list_roles()? {
@@ -454,11 +456,15 @@ impl Services {
     pub async fn my_requests(&self, user: &User) -> Result<Vec<RequestView>> {
         let (uid, now) = (user.id.clone(), self.now());
         self.db(move |r| {
-            let names = Names::load(r)?;
-            let mine = r.requests_of(&uid, 50)?;
-            mine.iter()
-                .map(|q| Ok(RequestView::build(q, &names, now, r.decisions_of(&q.id)?)))
-                .collect()
+            let mut names = Names::load(r)?;
+            names.add_users(r, [&uid])?;
+            let mut out = Vec::new();
+            for q in r.requests_of(&uid, 50)? {
+                let decisions = r.decisions_of(&q.id)?;
+                names.add_users(r, decisions.iter().map(|d| &d.approver_id))?;
+                out.push(RequestView::build(&q, &names, now, decisions));
+            }
+            Ok(out)
         })
         .await
     }

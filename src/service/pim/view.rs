@@ -1,5 +1,6 @@
 //! What pages, the JSON API and the CLI show of PIM records.
 
+use crate::domain::UserId;
 use crate::error::Result;
 use crate::protocol::pim::state::{State, effective};
 use crate::store::{Repo, StoredDecision, StoredEligibility, StoredRequest};
@@ -8,7 +9,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
-/// IDs to names, loaded once for a listing.
+/// IDs to names for a listing: every role and group (few), and the users
+/// the listing names (the directory may be large).
 pub(crate) struct Names {
     roles: HashMap<String, String>,
     users: HashMap<String, String>,
@@ -23,17 +25,30 @@ impl Names {
                 .into_iter()
                 .map(|x| (x.id.to_string(), x.name.to_string()))
                 .collect(),
-            users: r
-                .list_users()?
-                .into_iter()
-                .map(|u| (u.id.to_string(), u.username.to_string()))
-                .collect(),
+            users: HashMap::new(),
             groups: r
                 .list_groups()?
                 .into_iter()
                 .map(|g| (g.id.to_string(), g.name.to_string()))
                 .collect(),
         })
+    }
+
+    /// Looks up the users a listing is about to name.
+    pub(crate) fn add_users<'a>(
+        &mut self,
+        r: &mut dyn Repo,
+        ids: impl IntoIterator<Item = &'a UserId>,
+    ) -> Result<()> {
+        for id in ids {
+            if self.users.contains_key(id.as_str()) {
+                continue;
+            }
+            if let Some(u) = r.user_by_id(id)? {
+                self.users.insert(id.to_string(), u.username.to_string());
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn role(&self, id: &str) -> String {

@@ -138,16 +138,45 @@ async fn ending_revoking_and_expiry_reach_every_recipient() {
     assert!(soap.body.contains("LogoutRequest") && soap.body.contains("SignatureValue"));
     webhook(&hooks, "ended", &q["id"]).await;
 
-    // Revocation by an administrator.
+    // Revocation by an administrator, through the API.
     let (_, q) = request(&b, 60, None).await;
     let t = tokens(&srv, &b, &c, "openid").await;
     let at = t["access_token"].as_str().unwrap().to_string();
-    let v = srv
-        .services
-        .revoke_elevation(&Actor::cli(), q["id"].as_str().unwrap(), "incident 42")
+    let revoke = |who: &Browser| {
+        who.http
+            .post(api(
+                who,
+                &format!("/api/v1/elevations/{}/revoke", q["id"].as_str().unwrap()),
+            ))
+            .json(&json!({"reason": "incident 42"}))
+            .send()
+    };
+    let r = revoke(&b).await.unwrap();
+    assert_eq!(r.status(), 403, "not an administrator");
+    let admin = signed_in(&srv, "root").await;
+    srv.services
+        .create_group(&Actor::cli(), "admins", "")
+        .await
+        .ok();
+    srv.services
+        .set_membership(&Actor::cli(), "admins", "root", true)
         .await
         .unwrap();
-    assert_eq!(v.state, "revoked");
+    let open: Value = admin
+        .http
+        .get(api(&admin, "/api/v1/elevations"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(open["elevations"][0]["id"], q["id"], "{open}");
+    let r = revoke(&admin).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["state"], "revoked");
+    assert_eq!(v["closed_by"], "root");
     assert_eq!(introspect(&srv, &c, &at).await["active"], false);
     let revoked = webhook(&hooks, "revoked", &q["id"]).await;
     assert_eq!(revoked["request"]["close_reason"], "incident 42");
