@@ -30,6 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/api/v1/me/eligibilities", web::get().to(eligibilities))
     .route("/api/v1/me/elevations", web::get().to(my_elevations))
     .route("/api/v1/me/elevations", web::post().to(request))
+    .route("/api/v1/me/elevations/{id}", web::get().to(one))
     .route("/api/v1/me/elevations/{id}/end", web::post().to(end))
     .route("/api/v1/elevations", web::get().to(all_open))
     .route("/api/v1/elevations/{id}/revoke", web::post().to(revoke))
@@ -174,6 +175,11 @@ async fn request(req: HttpRequest, state: State, body: web::Json<RequestBody>) -
         .insert_header((CACHE_CONTROL, "no-store"))
         .insert_header(("Location", format!("/api/v1/me/elevations/{}", view.id)))
         .json(view))
+}
+
+async fn one(req: HttpRequest, state: State, id: web::Path<String>) -> ApiResult {
+    let (user, _) = caller(&req, &state).await?;
+    ok(state.services.my_request(&user, &id).await?)
 }
 
 async fn end(req: HttpRequest, state: State, id: web::Path<String>) -> ApiResult {

@@ -452,6 +452,25 @@ impl Services {
         .await
     }
 
+    /// One of the user's requests, with its decisions.
+    pub async fn my_request(&self, user: &User, id: &str) -> Result<RequestView> {
+        let (uid, rid, now) = (user.id.clone(), id.to_string(), self.now());
+        self.db(move |r| {
+            let q = r
+                .request(&rid)?
+                .filter(|q| q.user_id == uid)
+                .ok_or_else(|| Error::not_found("you have no request with that ID"))?;
+            let decisions = r.decisions_of(&q.id)?;
+            let mut names = Names::load(r)?;
+            names.add_users(
+                r,
+                std::iter::once(&q.user_id).chain(decisions.iter().map(|d| &d.approver_id)),
+            )?;
+            Ok(RequestView::build(&q, &names, now, decisions))
+        })
+        .await
+    }
+
     /// The user's requests, newest first, with their decisions.
     pub async fn my_requests(&self, user: &User) -> Result<Vec<RequestView>> {
         let (uid, now) = (user.id.clone(), self.now());

@@ -442,6 +442,48 @@ async fn the_cli_sets_policies_and_eligibility_and_lists_json() {
     let q: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(q["state"], "active");
     assert_eq!(q["user"], "ada");
+    // The API with that token: the request by ID; without the scope or a
+    // token, clear refusals.
+    let http = reqwest::Client::new();
+    let one: Value = http
+        .get(srv.url(&format!(
+            "/api/v1/me/elevations/{}",
+            q["id"].as_str().unwrap()
+        )))
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["reason"], "quarter close");
+    let plain = tokens(&srv, &b, &c, "openid").await;
+    let r = http
+        .get(srv.url("/api/v1/me/eligibilities"))
+        .bearer_auth(plain["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "insufficient_scope"
+    );
+    let r = http
+        .get(srv.url("/api/v1/me/eligibilities"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer scope=\"pim\"");
+    let r = http
+        .get(srv.url("/api/v1/me/elevations/nope"))
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
     let issued = tokens(&srv, &b, &c, "openid").await;
     assert_eq!(
         claims(issued["id_token"].as_str().unwrap())["pim"][0]["activation"],
