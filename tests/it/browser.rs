@@ -144,6 +144,48 @@ fn journey(base: &str, authorize: &str, callback: &str) -> Result<Option<String>
     Ok(crate::oidc::param(&url, "code"))
 }
 
+/// What the test app does once the browser journey is over: it sees the
+/// browser arrive with a code and redeems it. Returns the ID token's claims,
+/// or `None` (said as SKIPPED) when there is no Chromium here.
+pub async fn app_redeems(
+    srv: &TestServer,
+    c: &portcullis::service::oidc::clients::NewClient,
+    callback: &str,
+    outcome: Result<Option<String>, String>,
+    hits: &mpsc::Receiver<String>,
+) -> Option<serde_json::Value> {
+    let code = match outcome {
+        Ok(Some(code)) => code,
+        Ok(None) => {
+            eprintln!(
+                "SKIPPED browser test: no Chromium found (set PORTCULLIS_CHROMIUM or run `make test-setup`)"
+            );
+            return None;
+        }
+        Err(e) => panic!(
+            "browser journey failed: {e}\nscreenshots: {}",
+            artifacts().display()
+        ),
+    };
+    let line = hits.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(line.starts_with("GET /cb?code="), "{line}");
+    let (status, tokens, _) = crate::oidc::post_token(
+        srv,
+        c,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", callback),
+            ("code_verifier", crate::oidc::VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    Some(crate::oidc::flow_payload(
+        tokens["id_token"].as_str().unwrap(),
+    ))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passkey_journey_in_headless_chromium() {
     let srv = TestServer::start_now(Backend::Embedded).await;
@@ -170,36 +212,9 @@ async fn passkey_journey_in_headless_chromium() {
     let outcome = tokio::task::spawn_blocking(move || journey(&base, &authorize, &cb))
         .await
         .unwrap();
-    let code = match outcome {
-        Ok(Some(code)) => code,
-        Ok(None) => {
-            eprintln!(
-                "SKIPPED browser test: no Chromium found (set PORTCULLIS_CHROMIUM or run `make test-setup`)"
-            );
-            return;
-        }
-        Err(e) => panic!(
-            "browser journey failed: {e}\nscreenshots: {}",
-            artifacts().display()
-        ),
+    let Some(claims) = app_redeems(&srv, &c, &callback, outcome, &hits).await else {
+        return;
     };
-    let line = hits.recv_timeout(Duration::from_secs(5)).unwrap();
-    assert!(line.starts_with("GET /cb?code="), "{line}");
-
-    // The app redeems the code: the ID token says a passkey was used.
-    let (status, tokens, _) = crate::oidc::post_token(
-        &srv,
-        &c,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &callback),
-            ("code_verifier", crate::oidc::VERIFIER),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{tokens}");
-    let claims = crate::oidc::flow_payload(tokens["id_token"].as_str().unwrap());
     assert_eq!(claims["acr"], "urn:portcullis:acr:phr", "{claims}");
     let amr: Vec<&str> = claims["amr"]
         .as_array()

@@ -3,7 +3,7 @@
 //! passkey (the virtual authenticator answers), the window opens and the same
 //! sign-in continues to the app, whose ID token carries the role.
 
-use crate::browser::{WAIT, artifacts, callback_server, sign_in_and_enroll};
+use crate::browser::{WAIT, app_redeems, artifacts, callback_server, sign_in_and_enroll};
 use crate::cdp::Browser;
 use crate::common::{Backend, TestServer};
 use crate::pim::{ROLE, privileged_role};
@@ -119,35 +119,8 @@ async fn elevation_journey_in_headless_chromium() {
     })
     .await
     .unwrap();
-    let code = match outcome {
-        Ok(Some(code)) => code,
-        Ok(None) => {
-            eprintln!(
-                "SKIPPED browser test: no Chromium found (set PORTCULLIS_CHROMIUM or run `make test-setup`)"
-            );
-            return;
-        }
-        Err(e) => panic!(
-            "browser journey failed: {e}\nscreenshots: {}",
-            artifacts().display()
-        ),
+    let Some(claims) = app_redeems(&srv, &c, &callback, outcome, &hits).await else {
+        return;
     };
-    let line = hits
-        .recv_timeout(std::time::Duration::from_secs(5))
-        .unwrap();
-    assert!(line.starts_with("GET /cb?code="), "{line}");
-    let (status, tokens, _) = crate::oidc::post_token(
-        &srv,
-        &c,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &callback),
-            ("code_verifier", crate::oidc::VERIFIER),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{tokens}");
-    let claims = crate::oidc::flow_payload(tokens["id_token"].as_str().unwrap());
     assert_eq!(claims["pim"][0]["role"], ROLE, "{claims}");
 }
