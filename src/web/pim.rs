@@ -248,7 +248,8 @@ pub async fn submit_request(
     };
     let input = ElevationInput {
         role: form.role.clone(),
-        duration: chrono::Duration::minutes(form.minutes),
+        // Out of range counts as too long; the policy check says so.
+        duration: chrono::Duration::try_minutes(form.minutes).unwrap_or(chrono::Duration::MAX),
         reason: form.reason.clone(),
         ticket: Some(form.ticket.clone()),
         start,

@@ -162,7 +162,9 @@ async fn request(req: HttpRequest, state: State, body: web::Json<RequestBody>) -
     let b = body.into_inner();
     let input = ElevationInput {
         role: b.role,
-        duration: chrono::Duration::seconds(b.duration_seconds),
+        // Out of range counts as too long; the policy check says so.
+        duration: chrono::Duration::try_seconds(b.duration_seconds)
+            .unwrap_or(chrono::Duration::MAX),
         reason: b.reason,
         ticket: b.ticket,
         start: b.start,

@@ -179,8 +179,12 @@ impl Services {
                     .map_err(|_| Error::invalid(format!("{n} is not a CIDR network")))
             })
             .collect::<Result<_>>()?;
+        // Anything beyond chrono's range is far beyond the 30-day cap that
+        // validate() enforces: saturate and let it refuse.
         let secs = |d: Option<std::time::Duration>, default: i64| {
-            d.map(|d| d.as_secs() as i64).unwrap_or(default)
+            d.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 1000))
+                .unwrap_or(default)
+                .min(i64::MAX / 1000)
         };
         let policy = Policy {
             max_duration: Duration::seconds(secs(input.max_duration, DEFAULT_MAX_DURATION)),

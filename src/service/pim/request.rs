@@ -131,7 +131,10 @@ impl Services {
                 // Windows of the role that would overlap the one asked for.
                 let (from, to) = {
                     let start = input.start.unwrap_or(now).max(now);
-                    (start, start + input.duration)
+                    let end = start
+                        .checked_add_signed(input.duration)
+                        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                    (start, end)
                 };
                 let live_for_role = r
                     .requests_in(&["approved", "active"])?

@@ -206,3 +206,24 @@ impl Services {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_time_driven_moves_are_due() {
+        use State as S;
+        assert_eq!(
+            due_event(S::Pending, S::Expired),
+            Some(Event::PendingTimedOut)
+        );
+        assert_eq!(due_event(S::Approved, S::Active), Some(Event::Started));
+        assert_eq!(due_event(S::Approved, S::Ended), Some(Event::WindowElapsed));
+        assert_eq!(due_event(S::Active, S::Ended), Some(Event::WindowElapsed));
+        for s in S::ALL {
+            assert_eq!(due_event(s, s), None, "{s:?} stays");
+        }
+        assert_eq!(due_event(S::Revoked, S::Ended), None);
+    }
+}

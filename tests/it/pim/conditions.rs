@@ -81,6 +81,17 @@ async fn conditions_refuse_clearly_and_windows_start_and_expire_by_themselves() 
             "duration_too_long",
             "the longest window for this role is 2h",
         ),
+        // Out of any calendar's range: refused, never a server error.
+        (
+            body(good, i64::MAX / 60, Some("OPS-1"), None),
+            "duration_too_long",
+            "2h",
+        ),
+        (
+            body(good, -5, Some("OPS-1"), None),
+            "duration_not_positive",
+            "",
+        ),
     ] {
         let (st, e) = request_body(&ada, b, None).await;
         assert_eq!((st, e["error"].as_str()), (403, Some(code)), "{e}");
