@@ -35,17 +35,24 @@ fn urlencode(s: &str) -> String {
 struct GatePage<'a> {
     role: &'a str,
     app: &'a str,
-    eligible: bool,
+    gate: &'a str,
     request_link: String,
+    resume: &'a str,
 }
 
 /// Rule 5's page: a privileged application refused the sign-in. An
 /// eligible user is offered the request, which continues to `resume`.
-pub fn needs_elevation(role: &str, app: &str, resume: &str, eligible: bool) -> HttpResponse {
+pub fn needs_elevation(
+    role: &str,
+    app: &str,
+    resume: &str,
+    gate: crate::service::pim::Gate,
+) -> HttpResponse {
     let page = GatePage {
         role,
         app,
-        eligible,
+        gate: gate.as_str(),
+        resume,
         request_link: format!(
             "/pim/request?role={}&next={}",
             urlencode(role),

@@ -130,8 +130,8 @@ fn respond(outcome: SsoOutcome) -> PageResult {
             role,
             app,
             resume,
-            eligible,
-        } => crate::web::pim::needs_elevation(&role, &app, &resume, eligible),
+            gate,
+        } => crate::web::pim::needs_elevation(&role, &app, &resume, gate),
     })
 }
 

@@ -43,12 +43,12 @@ pub enum AuthorizeOutcome {
     },
     Respond(ClientResponse),
     /// A privileged client and no active elevation: offer to request
-    /// `role` (when `eligible`), then continue at `resume`.
+    /// `role` (as `gate` allows), then continue at `resume`.
     NeedsElevation {
         role: String,
         app: String,
         resume: String,
-        eligible: bool,
+        gate: crate::service::pim::Gate,
     },
 }
 
@@ -247,7 +247,7 @@ impl Services {
             return self.finish_with_error(tx, r, "access_denied", &why).await;
         }
         if let Some(role) = client.required_role.clone()
-            && let Some(eligible) = self
+            && let Some(gate) = self
                 .elevation_gate(&user, &role, &client.client_id, ip)
                 .await?
         {
@@ -259,7 +259,7 @@ impl Services {
                 role,
                 app: client.name,
                 resume,
-                eligible,
+                gate,
             });
         }
         if client.consent_required && !t.consented {

@@ -23,6 +23,30 @@ pub struct Elevation {
     pub ends_at: DateTime<Utc>,
 }
 
+/// Why a privileged application refused a sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Not eligible for the role: a plain refusal.
+    NotEligible,
+    /// Eligible: offer the request.
+    MayRequest,
+    /// A request is pending approval or its window has not started.
+    Waiting,
+    /// A window is active, but its network or hours do not hold here.
+    ConditionsUnmet,
+}
+
+impl Gate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gate::NotEligible => "not_eligible",
+            Gate::MayRequest => "may_request",
+            Gate::Waiting => "waiting",
+            Gate::ConditionsUnmet => "conditions_unmet",
+        }
+    }
+}
+
 /// Where an elevated token or assertion went.
 pub struct Recipient<'a> {
     pub protocol: &'static str,
@@ -113,27 +137,39 @@ impl Services {
     }
 
     /// Rule 5, a privileged application's gate. `None` lets the user in;
-    /// `Some(eligible)` refuses, saying whether the user may request the
-    /// role. A refusal is audited.
+    /// otherwise why not, and what the user can do. A refusal is audited.
     pub async fn elevation_gate(
         &self,
         user: &User,
         role: &str,
         app: &str,
         ip: Option<IpAddr>,
-    ) -> Result<Option<bool>> {
+    ) -> Result<Option<Gate>> {
         if self.has_active_elevation(user, role, ip).await? {
             return Ok(None);
         }
         let (u, role, app, now) = (user.clone(), role.to_string(), app.to_string(), self.now());
         let actor = crate::service::Actor::user(u.username.as_str(), ip.map(|i| i.to_string()));
         self.db(move |r| {
-            let eligible = match super::need_role(r, &role) {
-                Ok(x) => {
-                    r.policy(x.id.as_str())?.is_some()
-                        && super::eligible_until(r, &u.id, x.id.as_str(), now)?.is_some()
+            let gate = match super::need_role(r, &role) {
+                Ok(x) if r.policy(x.id.as_str())?.is_some() => {
+                    let open = r
+                        .requests_of(&u.id, 200)?
+                        .into_iter()
+                        .filter(|q| q.role_id == x.id.as_str())
+                        .map(|q| current_state(&q, now))
+                        .find(|s| matches!(s, State::Pending | State::Approved | State::Active));
+                    match open {
+                        // Active, yet not admitted: its network or hours do not hold.
+                        Some(State::Active) => Gate::ConditionsUnmet,
+                        Some(_) => Gate::Waiting,
+                        None if super::eligible_until(r, &u.id, x.id.as_str(), now)?.is_some() => {
+                            Gate::MayRequest
+                        }
+                        None => Gate::NotEligible,
+                    }
                 }
-                Err(_) => false,
+                _ => Gate::NotEligible,
             };
             crate::service::record(
                 r,
@@ -141,9 +177,9 @@ impl Services {
                 &actor,
                 "pim.app_refused",
                 &app,
-                serde_json::json!({"role": role, "eligible": eligible}),
+                serde_json::json!({"role": role, "why": gate.as_str()}),
             )?;
-            Ok(Some(eligible))
+            Ok(Some(gate))
         })
         .await
     }

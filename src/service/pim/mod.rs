@@ -9,7 +9,7 @@ mod request;
 mod sweep;
 mod view;
 
-pub use claims::{Elevation, Recipient, window_end};
+pub use claims::{Elevation, Gate, Recipient, window_end};
 pub use request::ElevationInput;
 pub use view::{ApprovalItem, EligibilityView, RequestView};
 

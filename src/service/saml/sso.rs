@@ -53,12 +53,12 @@ pub enum SsoOutcome {
     /// SameSite=Lax session cookie, the following GET does.
     Resume(String),
     /// A privileged SP and no active elevation: offer to request `role`
-    /// (when `eligible`), then continue at `resume`.
+    /// (as `gate` allows), then continue at `resume`.
     NeedsElevation {
         role: String,
         app: String,
         resume: String,
-        eligible: bool,
+        gate: crate::service::pim::Gate,
     },
 }
 
@@ -387,7 +387,7 @@ impl Services {
             return self.refuse(tx, t, sub_code, &msg).await;
         }
         if let Some(role) = sp.required_role.clone()
-            && let Some(eligible) = self.elevation_gate(&user, &role, &sp.entity_id, ip).await?
+            && let Some(gate) = self.elevation_gate(&user, &role, &sp.entity_id, ip).await?
         {
             if t.is_passive {
                 let msg = format!("{} needs an active elevation of {role}", sp.name);
@@ -397,7 +397,7 @@ impl Services {
                 role,
                 app: sp.name.clone(),
                 resume: format!("/saml/resume?tx={tx}"),
-                eligible,
+                gate,
             });
         }
         if self.ephemeral.take(&tx_key(tx)).await?.is_none() {

@@ -120,8 +120,8 @@ async fn respond(req: &HttpRequest, state: &State, outcome: AuthorizeOutcome) ->
             role,
             app,
             resume,
-            eligible,
-        } => crate::web::pim::needs_elevation(&role, &app, &resume, eligible),
+            gate,
+        } => crate::web::pim::needs_elevation(&role, &app, &resume, gate),
     })
 }
 

@@ -305,6 +305,13 @@ async fn journey_refused_request_step_up_approve_continue_expire() {
     assert_eq!(sent.status, 200, "{}", sent.body);
     assert!(sent.body.contains("waiting for approval"), "{}", sent.body);
     let continue_to = unescape(&data_between(&sent.body, "id=\"continue\" href=\"", "\""));
+    let again = b.get_url(&url).await;
+    assert_eq!(again.status, 403);
+    assert!(
+        again.body.contains("is waiting for approval"),
+        "{}",
+        again.body
+    );
 
     let q = &inbox(&bob).await["approvals"][0]["request"];
     let (st, v) = decide(&bob, &q["id"], "approve").await;

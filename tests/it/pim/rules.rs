@@ -200,6 +200,32 @@ async fn network_and_time_of_day_conditions_across_daylight_saving() {
     // the VPN the role.
     let from_cafe = tokens_from(&srv, &b, &c, "openid", cafe).await;
     assert!(claims(from_cafe["id_token"].as_str().unwrap())["pim"].is_null());
+    // A privileged app says why it refuses: the window is there, its
+    // network is not.
+    let opts = portcullis::service::oidc::clients::ClientOptions {
+        consent_required: false,
+        required_role: Some(ROLE.into()),
+        ..Default::default()
+    };
+    let gated = srv
+        .services
+        .create_client(&Actor::cli(), draft("ledger"), opts)
+        .await
+        .unwrap();
+    let r = b
+        .http
+        .get(crate::oidc::authorize_url(&srv, &gated, &[]))
+        .header("X-Forwarded-For", "198.51.100.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("its conditions do not hold")
+    );
     let from_vpn = tokens_from(&srv, &b, &c, "openid", vpn).await;
     assert_eq!(
         claims(from_vpn["id_token"].as_str().unwrap())["pim"][0]["role"],
