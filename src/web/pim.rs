@@ -23,6 +23,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/pim/request", web::post().to(submit_request))
         .route("/pim/approvals", web::get().to(inbox))
         .route("/pim/approvals/{id}", web::post().to(decide))
+        .route("/pim/admin", web::get().to(admin))
+        .route("/pim/admin/{id}/revoke", web::post().to(revoke))
         .route("/pim/{id}/end", web::post().to(end));
 }
 
@@ -434,6 +436,88 @@ pub async fn decide(
         Err(e) if e.kind != crate::error::ErrorKind::Internal => {
             let status = super::page::status_for(e.kind);
             inbox_page(&req, &state, &user, status, None, Some(e.public())).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pim_admin.html")]
+struct AdminPage<'a> {
+    csrf: &'a str,
+    open: Vec<RequestView>,
+    notice: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+/// The administrators' view: every open request and window, with revoke.
+async fn admin_page(
+    req: &HttpRequest,
+    state: &State,
+    user: &User,
+    status: StatusCode,
+    notice: Option<&str>,
+    error: Option<&str>,
+) -> PageResult {
+    if !state.services.is_pim_admin(user).await? {
+        return Ok(error_page(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "Only members of the PIM administrators' group see this page.",
+        ));
+    }
+    let csrf = CsrfForm::issue(req, state).await?;
+    let page = AdminPage {
+        csrf: &csrf.token,
+        open: state.services.open_elevations().await?,
+        notice,
+        error,
+    };
+    Ok(csrf.attach(render(status, &page)))
+}
+
+pub async fn admin(req: HttpRequest, state: State) -> PageResult {
+    let (_, user) = signed_in_or_login!(req, state, "/pim/admin");
+    admin_page(&req, &state, &user, StatusCode::OK, None, None).await
+}
+
+#[derive(Deserialize)]
+pub struct RevokeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn revoke(
+    req: HttpRequest,
+    state: State,
+    id: web::Path<String>,
+    form: web::Form<RevokeForm>,
+) -> PageResult {
+    if !csrf_ok(&req, &state, &form.csrf).await? {
+        return Ok(error_page(StatusCode::FORBIDDEN, "Forbidden", CSRF_FAILED));
+    }
+    let (_, user) = signed_in_or_login!(req, state, "/pim/admin");
+    if !state.services.is_pim_admin(&user).await? {
+        return admin_page(&req, &state, &user, StatusCode::FORBIDDEN, None, None).await;
+    }
+    let actor = crate::service::Actor::user(
+        user.username.as_str(),
+        client_ip(&req, &state).map(|i| i.to_string()),
+    );
+    match state
+        .services
+        .revoke_elevation(&actor, &id, &form.reason)
+        .await
+    {
+        Ok(v) => {
+            let notice = format!("{}'s {} is {} now.", v.user, v.role, v.state);
+            admin_page(&req, &state, &user, StatusCode::OK, Some(&notice), None).await
+        }
+        Err(e) if e.kind != crate::error::ErrorKind::Internal => {
+            let status = super::page::status_for(e.kind);
+            admin_page(&req, &state, &user, status, None, Some(e.public())).await
         }
         Err(e) => Err(e.into()),
     }

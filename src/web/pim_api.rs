@@ -208,8 +208,7 @@ async fn admin(req: &HttpRequest, state: &State) -> Result<User, ApiError> {
 
 async fn all_open(req: HttpRequest, state: State) -> ApiResult {
     admin(&req, &state).await?;
-    let overview = state.services.pim_overview().await?;
-    ok(json!({"elevations": overview["requests"]}))
+    ok(json!({"elevations": state.services.open_elevations().await?}))
 }
 
 #[derive(Deserialize)]

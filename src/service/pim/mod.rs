@@ -336,6 +336,23 @@ impl Services {
         Ok(())
     }
 
+    /// Every open request and window, oldest first (for administrators).
+    pub async fn open_elevations(&self) -> Result<Vec<RequestView>> {
+        let now = self.now();
+        self.db(move |r| {
+            let mut names = view::Names::load(r)?;
+            let open = r.requests_in(&request::OPEN)?;
+            names.add_users(r, open.iter().map(|q| &q.user_id))?;
+            Ok(open
+                .iter()
+                .map(|q| RequestView::build(q, &names, now, vec![]))
+                .filter(|v| !v.is(crate::protocol::pim::state::State::Expired))
+                .filter(|v| !v.is(crate::protocol::pim::state::State::Ended))
+                .collect())
+        })
+        .await
+    }
+
     /// Policies, eligibilities and live or recent requests, for `pim list`.
     pub async fn pim_overview(&self) -> Result<Value> {
         let now = self.now();

@@ -188,6 +188,27 @@ async fn ending_revoking_and_expiry_reach_every_recipient() {
     }
     assert_eq!(count(&hooks, "/bcl"), 2);
 
+    // ... and through the administrators' page, which others may not see.
+    let (_, q3) = request(&b, 60, None).await;
+    let id3 = q3["id"].as_str().unwrap();
+    assert_eq!(b.get("/pim/admin").await.status, 403);
+    let page = admin.get("/pim/admin").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(id3), "{}", page.body);
+    let done = admin
+        .post(
+            &format!("/pim/admin/{id3}/revoke"),
+            &[("csrf", &page.csrf()), ("reason", "audit finding")],
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(
+        done.body.contains("billing-admin is revoked now"),
+        "{}",
+        done.body
+    );
+    webhook(&hooks, "revoked", &q3["id"]).await;
+
     // Expiry: the sweeper ends the window within seconds of its end.
     let (_, q) = request(&b, 1, None).await;
     tokens(&srv, &b, &c, "openid").await;
