@@ -401,6 +401,12 @@ impl Services {
         self.db(move |r| {
             let x = need_role(r, &rname)?;
             let u = need_user(r, &uname)?;
+            if assign && r.policy(x.id.as_str())?.is_some() {
+                // Privilege is never standing: that is what PIM is for.
+                return Err(Error::invalid(format!(
+                    "{rname} is privileged and cannot be held permanently; make {uname} eligible with `portcullis pim eligible add {rname} {uname}`"
+                )));
+            }
             if assign {
                 r.assign_role(&x, &u.id, now).map_err(|e| match e.kind {
                     crate::error::ErrorKind::Conflict => {

@@ -209,6 +209,18 @@ impl Services {
         let (role, actor, now) = (role.to_string(), actor.clone(), self.now());
         self.db(move |r| {
             let role = need_role(r, &role)?;
+            let holders: Vec<String> = r
+                .role_holders(&role)?
+                .into_iter()
+                .map(|u| u.username.to_string())
+                .collect();
+            if !holders.is_empty() {
+                return Err(Error::invalid(format!(
+                    "{} is held permanently by {}; a privileged role is only held for a window: unassign it (`portcullis role unassign`) and make them eligible instead",
+                    role.name,
+                    holders.join(", ")
+                )));
+            }
             if let Approval::Group { name, .. } = &approval {
                 need_group_named(r, name)?;
             }

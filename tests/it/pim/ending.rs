@@ -325,6 +325,10 @@ async fn the_cli_sets_policies_and_eligibility_and_lists_json() {
         .create_role(&Actor::cli(), ROLE, "")
         .await
         .unwrap();
+    srv.services
+        .set_role_assignment(&Actor::cli(), ROLE, "ada", true)
+        .await
+        .unwrap();
     let run = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .arg("--config")
@@ -339,6 +343,12 @@ async fn the_cli_sets_policies_and_eligibility_and_lists_json() {
             String::from_utf8_lossy(&out.stderr).to_string(),
         )
     };
+    // A permanently held role cannot become privileged, and a privileged
+    // one cannot be held permanently.
+    let (ok, _, err) = run(&["pim", "policy", "set", ROLE]);
+    assert!(!ok && err.contains("is held permanently by ada"), "{err}");
+    let (ok, _, err) = run(&["role", "unassign", ROLE, "ada"]);
+    assert!(ok, "{err}");
     let (ok, _, err) = run(&[
         "pim",
         "policy",
@@ -356,6 +366,8 @@ async fn the_cli_sets_policies_and_eligibility_and_lists_json() {
         "10.8.0.0/16",
     ]);
     assert!(ok, "{err}");
+    let (ok, _, err) = run(&["role", "assign", ROLE, "ada"]);
+    assert!(!ok && err.contains("cannot be held permanently"), "{err}");
     let (ok, _, err) = run(&[
         "pim",
         "policy",
