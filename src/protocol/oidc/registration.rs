@@ -179,6 +179,13 @@ pub fn from_metadata(body: &Value) -> Result<ClientDraft, MetadataError> {
         jwks: m.get("jwks").filter(|j| !j.is_null()).cloned(),
         backchannel_logout_uri: string(m, "backchannel_logout_uri")?.map(str::to_string),
     };
+    if draft.scopes.iter().any(|s| s == "pim") {
+        // Requesting and ending elevations for users is for applications an
+        // administrator vouched for.
+        return Err(meta(
+            "the pim scope is only for clients an administrator registers",
+        ));
+    }
     check_draft(&draft)?;
     Ok(draft)
 }
@@ -277,6 +284,10 @@ mod tests {
         );
         assert_eq!(
             code_of(with("scope", json!("openid admin"))),
+            "invalid_client_metadata"
+        );
+        assert_eq!(
+            code_of(with("scope", json!("openid pim"))),
             "invalid_client_metadata"
         );
         assert_eq!(
