@@ -98,30 +98,114 @@ struct MyAccessPage<'a> {
     next: Option<&'a str>,
 }
 
-async fn my_access_page(
+/// The list pages an action comes back to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListPage {
+    MyAccess,
+    Inbox,
+    Admin,
+}
+
+/// What a list page says on top: a notice, or a refusal with its status.
+struct Flash<'a> {
+    status: StatusCode,
+    notice: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+const PLAIN: Flash<'static> = Flash {
+    status: StatusCode::OK,
+    notice: None,
+    error: None,
+};
+
+async fn show(
     req: &HttpRequest,
     state: &State,
     user: &User,
-    status: StatusCode,
-    notice: Option<&str>,
-    error: Option<&str>,
+    which: ListPage,
+    flash: Flash<'_>,
     next: Option<&str>,
 ) -> PageResult {
-    let csrf = CsrfForm::issue(req, state).await?;
-    let page = MyAccessPage {
-        csrf: &csrf.token,
-        roles: state.services.my_eligibilities(user).await?,
-        requests: state.services.my_requests(user).await?,
+    let Flash {
+        status,
         notice,
         error,
-        next,
+    } = flash;
+    if which == ListPage::Admin && !state.services.is_pim_admin(user).await? {
+        return Ok(error_page(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "Only members of the PIM administrators' group see this page.",
+        ));
+    }
+    let csrf = CsrfForm::issue(req, state).await?;
+    let res = match which {
+        ListPage::MyAccess => render(
+            status,
+            &MyAccessPage {
+                csrf: &csrf.token,
+                roles: state.services.my_eligibilities(user).await?,
+                requests: state.services.my_requests(user).await?,
+                notice,
+                error,
+                next,
+            },
+        ),
+        ListPage::Inbox => render(
+            status,
+            &InboxPage {
+                csrf: &csrf.token,
+                items: state.services.approval_inbox(user).await?,
+                notice,
+                error,
+            },
+        ),
+        ListPage::Admin => render(
+            status,
+            &AdminPage {
+                csrf: &csrf.token,
+                open: state.services.open_elevations().await?,
+                notice,
+                error,
+            },
+        ),
     };
-    Ok(csrf.attach(render(status, &page)))
+    Ok(csrf.attach(res))
+}
+
+/// The list page after an action: its notice, or the refusal. Server
+/// faults stay errors.
+async fn after(
+    req: &HttpRequest,
+    state: &State,
+    user: &User,
+    which: ListPage,
+    result: crate::error::Result<String>,
+) -> PageResult {
+    match result {
+        Ok(notice) => {
+            let flash = Flash {
+                notice: Some(&notice),
+                ..PLAIN
+            };
+            show(req, state, user, which, flash, None).await
+        }
+        Err(e) if e.kind != crate::error::ErrorKind::Internal => {
+            let flash = Flash {
+                status: super::page::status_for(e.kind),
+                notice: None,
+                error: Some(e.public()),
+            };
+            show(req, state, user, which, flash, None).await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub async fn my_access(req: HttpRequest, state: State) -> PageResult {
     let (_, user) = signed_in_or_login!(req, state, "/pim");
-    my_access_page(&req, &state, &user, StatusCode::OK, None, None, None).await
+    show(&req, &state, &user, ListPage::MyAccess, PLAIN, None).await
 }
 
 #[derive(Template)]
@@ -288,13 +372,16 @@ pub async fn submit_request(
                 ),
                 _ => format!("Your request for {} is waiting for approval.", view.role),
             };
-            my_access_page(
+            let flash = Flash {
+                notice: Some(&notice),
+                ..PLAIN
+            };
+            show(
                 &req,
                 &state,
                 &user,
-                StatusCode::OK,
-                Some(&notice),
-                None,
+                ListPage::MyAccess,
+                flash,
                 next.as_deref(),
             )
             .await
@@ -341,26 +428,9 @@ pub async fn end(
     }
     let (_, user) = signed_in_or_login!(req, state, "/pim");
     let ip = client_ip(&req, &state);
-    match state.services.end_elevation(&user, &id, ip).await {
-        Ok(v) => {
-            let notice = format!("{} is {} now.", v.role, v.state);
-            my_access_page(
-                &req,
-                &state,
-                &user,
-                StatusCode::OK,
-                Some(&notice),
-                None,
-                None,
-            )
-            .await
-        }
-        Err(e) if e.kind != crate::error::ErrorKind::Internal => {
-            let status = super::page::status_for(e.kind);
-            my_access_page(&req, &state, &user, status, None, Some(e.public()), None).await
-        }
-        Err(e) => Err(e.into()),
-    }
+    let result = state.services.end_elevation(&user, &id, ip).await;
+    let notice = result.map(|v| format!("{} is {} now.", v.role, v.state));
+    after(&req, &state, &user, ListPage::MyAccess, notice).await
 }
 
 #[derive(Template)]
@@ -372,27 +442,9 @@ struct InboxPage<'a> {
     error: Option<&'a str>,
 }
 
-async fn inbox_page(
-    req: &HttpRequest,
-    state: &State,
-    user: &User,
-    status: StatusCode,
-    notice: Option<&str>,
-    error: Option<&str>,
-) -> PageResult {
-    let csrf = CsrfForm::issue(req, state).await?;
-    let page = InboxPage {
-        csrf: &csrf.token,
-        items: state.services.approval_inbox(user).await?,
-        notice,
-        error,
-    };
-    Ok(csrf.attach(render(status, &page)))
-}
-
 pub async fn inbox(req: HttpRequest, state: State) -> PageResult {
     let (_, user) = signed_in_or_login!(req, state, "/pim/approvals");
-    inbox_page(&req, &state, &user, StatusCode::OK, None, None).await
+    show(&req, &state, &user, ListPage::Inbox, PLAIN, None).await
 }
 
 #[derive(Deserialize)]
@@ -424,21 +476,12 @@ pub async fn decide(
         }
     };
     let ip = client_ip(&req, &state);
-    match state
+    let result = state
         .services
         .decide_elevation(&user, &id, approve, &form.comment, ip)
-        .await
-    {
-        Ok(v) => {
-            let notice = format!("{}'s request for {} is {} now.", v.user, v.role, v.state);
-            inbox_page(&req, &state, &user, StatusCode::OK, Some(&notice), None).await
-        }
-        Err(e) if e.kind != crate::error::ErrorKind::Internal => {
-            let status = super::page::status_for(e.kind);
-            inbox_page(&req, &state, &user, status, None, Some(e.public())).await
-        }
-        Err(e) => Err(e.into()),
-    }
+        .await;
+    let notice = result.map(|v| format!("{}'s request for {} is {} now.", v.user, v.role, v.state));
+    after(&req, &state, &user, ListPage::Inbox, notice).await
 }
 
 #[derive(Template)]
@@ -450,35 +493,9 @@ struct AdminPage<'a> {
     error: Option<&'a str>,
 }
 
-/// The administrators' view: every open request and window, with revoke.
-async fn admin_page(
-    req: &HttpRequest,
-    state: &State,
-    user: &User,
-    status: StatusCode,
-    notice: Option<&str>,
-    error: Option<&str>,
-) -> PageResult {
-    if !state.services.is_pim_admin(user).await? {
-        return Ok(error_page(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            "Only members of the PIM administrators' group see this page.",
-        ));
-    }
-    let csrf = CsrfForm::issue(req, state).await?;
-    let page = AdminPage {
-        csrf: &csrf.token,
-        open: state.services.open_elevations().await?,
-        notice,
-        error,
-    };
-    Ok(csrf.attach(render(status, &page)))
-}
-
 pub async fn admin(req: HttpRequest, state: State) -> PageResult {
     let (_, user) = signed_in_or_login!(req, state, "/pim/admin");
-    admin_page(&req, &state, &user, StatusCode::OK, None, None).await
+    show(&req, &state, &user, ListPage::Admin, PLAIN, None).await
 }
 
 #[derive(Deserialize)]
@@ -500,25 +517,16 @@ pub async fn revoke(
     }
     let (_, user) = signed_in_or_login!(req, state, "/pim/admin");
     if !state.services.is_pim_admin(&user).await? {
-        return admin_page(&req, &state, &user, StatusCode::FORBIDDEN, None, None).await;
+        return show(&req, &state, &user, ListPage::Admin, PLAIN, None).await;
     }
     let actor = crate::service::Actor::user(
         user.username.as_str(),
         client_ip(&req, &state).map(|i| i.to_string()),
     );
-    match state
+    let result = state
         .services
         .revoke_elevation(&actor, &id, &form.reason)
-        .await
-    {
-        Ok(v) => {
-            let notice = format!("{}'s {} is {} now.", v.user, v.role, v.state);
-            admin_page(&req, &state, &user, StatusCode::OK, Some(&notice), None).await
-        }
-        Err(e) if e.kind != crate::error::ErrorKind::Internal => {
-            let status = super::page::status_for(e.kind);
-            admin_page(&req, &state, &user, status, None, Some(e.public())).await
-        }
-        Err(e) => Err(e.into()),
-    }
+        .await;
+    let notice = result.map(|v| format!("{}'s {} is {} now.", v.user, v.role, v.state));
+    after(&req, &state, &user, ListPage::Admin, notice).await
 }
