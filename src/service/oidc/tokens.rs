@@ -82,6 +82,30 @@ pub fn add_elevation_claims(m: &mut Map<String, Value>, scope: &[String], s: &Su
     );
 }
 
+/// The user, their groups and directory roles, in the caller's transaction.
+pub(crate) fn load_subject(
+    r: &mut dyn crate::store::Repo,
+    id: &crate::domain::UserId,
+) -> Result<Option<Subject>> {
+    let Some(user) = r.user_by_id(id)? else {
+        return Ok(None);
+    };
+    Ok(Some(Subject {
+        groups: r
+            .groups_of(&user.id)?
+            .into_iter()
+            .map(|g| g.name.to_string())
+            .collect(),
+        roles: r
+            .roles_of(&user.id)?
+            .into_iter()
+            .map(|x| x.name.to_string())
+            .collect(),
+        elevations: Vec::new(),
+        user,
+    }))
+}
+
 /// The access token's signing algorithm: the server's default, RS256, which
 /// every resource server library supports.
 const ACCESS_ALG: SigningAlg = SigningAlg::RS256;
@@ -89,26 +113,7 @@ const ACCESS_ALG: SigningAlg = SigningAlg::RS256;
 impl Services {
     pub async fn subject(&self, user_id: &str) -> Result<Option<Subject>> {
         let id = crate::domain::UserId::from_stored(user_id);
-        self.db(move |r| {
-            let Some(user) = r.user_by_id(&id)? else {
-                return Ok(None);
-            };
-            Ok(Some(Subject {
-                groups: r
-                    .groups_of(&user.id)?
-                    .into_iter()
-                    .map(|g| g.name.to_string())
-                    .collect(),
-                roles: r
-                    .roles_of(&user.id)?
-                    .into_iter()
-                    .map(|x| x.name.to_string())
-                    .collect(),
-                elevations: Vec::new(),
-                user,
-            }))
-        })
-        .await
+        self.db(move |r| load_subject(r, &id)).await
     }
 
     /// Signs the tokens for a grant. `scope` may be narrower than the grant's.

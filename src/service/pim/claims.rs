@@ -9,7 +9,7 @@ use crate::domain::{User, UserId};
 use crate::error::Result;
 use crate::protocol::pim::state::State;
 use crate::service::Services;
-use crate::service::oidc::tokens::Subject;
+use crate::service::oidc::tokens::{Subject, load_subject};
 use crate::store::{Repo, StoredIssuance};
 use chrono::{DateTime, Utc};
 use std::net::IpAddr;
@@ -104,23 +104,27 @@ fn parse_ip(ip: Option<&str>) -> Option<IpAddr> {
 
 impl Services {
     /// The user side of an issuance: directory roles plus the elevations
-    /// active for a request from `ip` now.
+    /// active for a request from `ip` now. One transaction: this is on
+    /// every token request's path.
     pub async fn subject_for_issue(
         &self,
         user_id: &str,
         ip: Option<&str>,
     ) -> Result<Option<Subject>> {
-        let Some(mut s) = self.subject(user_id).await? else {
-            return Ok(None);
-        };
-        let (id, ip, now) = (s.user.id.clone(), parse_ip(ip), self.now());
-        s.elevations = self.db(move |r| elevations_in(r, &id, ip, now)).await?;
-        for e in &s.elevations {
-            if !s.roles.contains(&e.role) {
-                s.roles.push(e.role.clone());
+        let (id, ip, now) = (UserId::from_stored(user_id), parse_ip(ip), self.now());
+        self.db(move |r| {
+            let Some(mut s) = load_subject(r, &id)? else {
+                return Ok(None);
+            };
+            s.elevations = elevations_in(r, &s.user.id, ip, now)?;
+            for e in &s.elevations {
+                if !s.roles.contains(&e.role) {
+                    s.roles.push(e.role.clone());
+                }
             }
-        }
-        Ok(Some(s))
+            Ok(Some(s))
+        })
+        .await
     }
 
     /// Whether the user holds an active elevation of `role` valid for a
