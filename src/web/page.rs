@@ -143,6 +143,11 @@ pub fn client_info(req: &HttpRequest, state: &AppState) -> ClientInfo {
     }
 }
 
+/// `s` percent-encoded for a query value.
+pub fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
 /// The address the request came from (through trusted proxies only).
 pub fn client_ip(req: &HttpRequest, state: &AppState) -> Option<std::net::IpAddr> {
     client_info(req, state).ip.and_then(|i| i.parse().ok())

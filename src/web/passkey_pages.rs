@@ -2,7 +2,7 @@
 //! invitation link. The ceremony itself runs in `static/webauthn.js`.
 
 use super::State;
-use super::page::{CsrfForm, PageResult, error_page, render, see_other, signed_in};
+use super::page::{CsrfForm, PageResult, error_page, render, see_other, signed_in, urlencode};
 use crate::protocol::login::safe_return_path;
 use crate::service::invite::InviteState;
 use actix_web::http::StatusCode;
@@ -55,10 +55,6 @@ pub async fn verify(req: HttpRequest, state: State, q: web::Query<VerifyQuery>) 
         has_passkey: status.passkeys > 0,
     };
     Ok(csrf.attach(render(StatusCode::OK, &page)))
-}
-
-fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 #[derive(Template)]

@@ -5,7 +5,7 @@ use super::State;
 use super::login::CsrfOnly;
 use super::page::{
     CSRF_FAILED, CsrfForm, PageResult, allow_return, client_ip, csrf_ok, error_page, render,
-    see_other, signed_in,
+    see_other, signed_in, urlencode,
 };
 use crate::domain::{Session, User};
 use crate::error::Error;
@@ -26,10 +26,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/pim/admin", web::get().to(admin))
         .route("/pim/admin/{id}/revoke", web::post().to(revoke))
         .route("/pim/{id}/end", web::post().to(end));
-}
-
-fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 #[derive(Template)]

@@ -127,19 +127,6 @@ impl Services {
         .await
     }
 
-    /// Whether the user holds an active elevation of `role` valid for a
-    /// request from `ip` now (a privileged application's gate).
-    pub async fn has_active_elevation(
-        &self,
-        user: &User,
-        role: &str,
-        ip: Option<IpAddr>,
-    ) -> Result<bool> {
-        let (id, now) = (user.id.clone(), self.now());
-        let found = self.db(move |r| elevations_in(r, &id, ip, now)).await?;
-        Ok(found.iter().any(|e| e.role == role))
-    }
-
     /// Rule 5, a privileged application's gate. `None` lets the user in;
     /// otherwise why not, and what the user can do. A refusal is audited.
     pub async fn elevation_gate(
@@ -149,12 +136,16 @@ impl Services {
         app: &str,
         ip: Option<IpAddr>,
     ) -> Result<Option<Gate>> {
-        if self.has_active_elevation(user, role, ip).await? {
-            return Ok(None);
-        }
         let (u, role, app, now) = (user.clone(), role.to_string(), app.to_string(), self.now());
         let actor = crate::service::Actor::user(u.username.as_str(), ip.map(|i| i.to_string()));
+        // One transaction: the admission check and, when refused, the why.
         self.db(move |r| {
+            if elevations_in(r, &u.id, ip, now)?
+                .iter()
+                .any(|e| e.role == role)
+            {
+                return Ok(None);
+            }
             let gate = match super::need_role(r, &role) {
                 Ok(x) if r.policy(x.id.as_str())?.is_some() => {
                     let open = r
