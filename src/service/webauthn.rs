@@ -119,7 +119,7 @@ impl Services {
         let id = random_token();
         let bytes = serde_json::to_vec(c).map_err(|e| Error::internal(e.to_string()))?;
         self.ephemeral
-            .put_ttl(&ceremony_key(&id), &bytes, CEREMONY_TTL)
+            .begin(&ceremony_key(&id), &bytes, CEREMONY_TTL)
             .await?;
         Ok(id)
     }

@@ -2,6 +2,7 @@
 //! PostgreSQL and Redis cases run when `PORTCULLIS_TEST_DATABASE_URL` /
 //! `PORTCULLIS_TEST_REDIS_URL` are set and say that they were skipped otherwise.
 
+mod attack;
 mod browser;
 mod browser_pim;
 #[allow(dead_code)]

@@ -264,7 +264,7 @@ impl Services {
 
     async fn put_saml_tx(&self, tx: &str, t: &SamlTx) -> Result<()> {
         let bytes = serde_json::to_vec(t).map_err(|e| Error::internal(e.to_string()))?;
-        self.ephemeral.put_ttl(&tx_key(tx), &bytes, TX_TTL).await
+        self.ephemeral.begin(&tx_key(tx), &bytes, TX_TTL).await
     }
 
     /// IdP-initiated SSO to `sp_entity_id`.

@@ -1,0 +1,5 @@
+//! Attacks from the outsider's review, each performed over HTTP against a
+//! real server. Every test here failed on the release it was written for.
+
+mod consent;
+mod store;
