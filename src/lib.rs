@@ -213,6 +213,7 @@ pub async fn build_app_with_clock(settings: Settings, clock: SharedClock) -> Res
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(state.clone())
+            .wrap(actix_web::middleware::from_fn(web::bound_params))
             .wrap(web::security_headers())
             .wrap(actix_web::middleware::from_fn(web::observe))
             .configure(web::routes)

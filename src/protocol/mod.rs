@@ -5,6 +5,7 @@ pub mod client_ip;
 pub mod login;
 pub mod mfa;
 pub mod oidc;
+pub mod params;
 pub mod pim;
 pub mod saml;
 pub mod webauthn;

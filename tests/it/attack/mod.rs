@@ -2,4 +2,5 @@
 //! real server. Every test here failed on the release it was written for.
 
 mod consent;
+mod limits;
 mod store;
