@@ -314,7 +314,7 @@ mod tests {
         assert!(registered.len() > 60, "found only {}", registered.len());
         for (m, p) in &registered {
             assert!(
-                ROUTES.iter().any(|r| &r.method == m && r.pattern == p),
+                ROUTES.iter().any(|r| r.method == *m && r.pattern == p),
                 "{m} {p} is routed but has no entry in web::limits::ROUTES: \
                  add it with its guard and parameter limits"
             );
