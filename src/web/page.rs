@@ -129,11 +129,22 @@ pub fn see_other(location: &str) -> HttpResponse {
 
 pub fn client_info(req: &HttpRequest, state: &AppState) -> ClientInfo {
     let peer = req.peer_addr().map(|a| a.ip());
-    let xff = req
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    let ip = peer.map(|p| client_ip::resolve(p, xff, &state.services.settings.trusted_proxies));
+    let settings = &state.services.settings;
+    // Read only when a proxy is trusted: otherwise the peer is the client.
+    let hops = if settings.trusted_proxies.is_empty() {
+        None
+    } else {
+        let lines = |name| req.headers().get_all(name).filter_map(|v| v.to_str().ok());
+        match settings.forwarded_header {
+            crate::config::ForwardedHeader::XForwardedFor => {
+                client_ip::join_lines(lines("x-forwarded-for"))
+            }
+            crate::config::ForwardedHeader::Forwarded => {
+                client_ip::forwarded_to_list(lines("forwarded"))
+            }
+        }
+    };
+    let ip = peer.map(|p| client_ip::resolve(p, hops.as_deref(), &settings.trusted_proxies));
     ClientInfo {
         ip: ip.map(|i| i.to_string()),
         user_agent: req
