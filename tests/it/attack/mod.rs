@@ -3,5 +3,6 @@
 
 mod client_ip;
 mod consent;
+mod input;
 mod limits;
 mod store;
