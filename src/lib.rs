@@ -36,7 +36,7 @@ pub async fn open_services(
         .map_err(|e| Error::internal(e.to_string()))??;
     let ephemeral = ephemeral::connect(&settings.ephemeral, clock.clone()).await?;
     let sealer = key_sealer(&settings)?;
-    let webauthn = Arc::new(service::webauthn::relying_party(&settings, &issuer)?);
+    let webauthn = service::webauthn::relying_party(&settings, &issuer)?.map(Arc::new);
     Ok(Services {
         webauthn,
         store: Arc::new(store),

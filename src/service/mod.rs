@@ -36,8 +36,9 @@ pub struct Services {
     pub issuer: String,
     /// Outgoing HTTP (back-channel logout), pooled.
     pub http: reqwest::Client,
-    /// The WebAuthn relying party (passkeys, security keys).
-    pub webauthn: Arc<webauthn_rs::Webauthn>,
+    /// The WebAuthn relying party (passkeys, security keys); `None` when
+    /// the issuer is an IP address and no `webauthn.rp_id` is set.
+    pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
 }
 
 /// Who caused an action, for the audit trail.

@@ -278,3 +278,64 @@ async fn logs_never_carry_secrets_from_paths_or_queries() {
     }
     assert!(served.terminate().success());
 }
+
+/// An IP-literal issuer starts: passkeys are off with one warning naming
+/// `webauthn.rp_id`, and password sign-in works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ip_address_issuer_starts_with_passkeys_off() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("p.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "issuer = \"http://127.0.0.1:{port}\"\nbind = \"127.0.0.1:{port}\"\n[database]\nurl = \"sqlite://{}\"\n[log]\nformat = \"json\"\n",
+            dir.path().join("p.db").display()
+        ),
+    )
+    .unwrap();
+    let served = serve(&config);
+    let lines = served.until_listening();
+    let warnings: Vec<&str> = lines
+        .iter()
+        .filter_map(|v| v["message"].as_str())
+        .filter(|m| m.contains("webauthn.rp_id"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{lines:?}");
+    assert!(warnings[0].contains("passkeys are off"), "{}", warnings[0]);
+    let password = message_with(&lines, "first administrator")
+        .unwrap()
+        .split("one-time password `")
+        .nth(1)
+        .unwrap()
+        .split('`')
+        .next()
+        .unwrap()
+        .to_string();
+    let base = format!("http://127.0.0.1:{port}");
+    let b = crate::common::Browser::new(&base);
+    let res = b.login("admin", &password).await;
+    assert_eq!(res.location.as_deref(), Some("/account/password"));
+    let anon = crate::common::Browser::new(&base);
+    let csrf_token = anon.get("/login").await.csrf();
+    let (status, body) = anon
+        .post_json(
+            "/webauthn/login/start",
+            &serde_json::json!({"csrf": csrf_token}),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.to_string().contains("webauthn.rp_id"), "{body}");
+    let meta: serde_json::Value = reqwest::get(format!("{base}/.well-known/openid-configuration"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["issuer"], base.as_str());
+    assert!(served.terminate().success());
+}
