@@ -51,6 +51,23 @@ fn forwarded_node_address(node: &str) -> String {
     }
 }
 
+/// The unit that address-based throttling counts: an IPv4 address, or an
+/// IPv6 /64 (one subscriber usually holds a whole /64, and could otherwise
+/// rotate through 2^64 addresses). IPv4-mapped IPv6 counts as IPv4.
+pub fn throttle_unit(ip: &str) -> String {
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip.to_string(),
+    }
+}
+
 pub fn resolve(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
@@ -132,6 +149,22 @@ mod tests {
             ),
             ip("10.0.0.3")
         );
+    }
+
+    #[test]
+    fn ipv6_throttles_per_64() {
+        assert_eq!(throttle_unit("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            throttle_unit("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            throttle_unit("2001:db8:1:2::9")
+        );
+        assert_ne!(
+            throttle_unit("2001:db8:1:3::1"),
+            throttle_unit("2001:db8:1:2::1")
+        );
+        assert_eq!(throttle_unit("::ffff:192.0.2.1"), "192.0.2.1");
+        assert_eq!(throttle_unit("192.0.2.1"), "192.0.2.1");
+        assert_eq!(throttle_unit("unknown"), "unknown");
     }
 
     #[test]

@@ -76,7 +76,10 @@ pub(super) fn locked(retry_after: std::time::Duration) -> Error {
 }
 
 fn ip_key(ip: &str) -> String {
-    format!("loginfail:ip:{ip}")
+    format!(
+        "loginfail:ip:{}",
+        crate::protocol::client_ip::throttle_unit(ip)
+    )
 }
 
 /// Client details recorded with a session.
@@ -240,7 +243,7 @@ impl Services {
         let (user, cred) = match found {
             Some((user, Some(cred))) => {
                 let phc = cred.hash.clone();
-                let ok = Self::cpu(move || verify_password(&pw, &phc))
+                let ok = Self::hashing(move || verify_password(&pw, &phc))
                     .await
                     .map_err(internal)?;
                 if ok {
@@ -251,7 +254,7 @@ impl Services {
             }
             _ => {
                 // Same cost as a real check, so timing does not tell.
-                Self::cpu(move || verify_against_dummy(&pw))
+                Self::hashing(move || verify_against_dummy(&pw))
                     .await
                     .map_err(internal)?;
                 (None, None)
@@ -476,7 +479,7 @@ impl Services {
                 ));
             };
             let (cur, phc) = (current.to_string(), cred.hash);
-            if !Self::cpu(move || verify_password(&cur, &phc)).await? {
+            if !Self::hashing(move || verify_password(&cur, &phc)).await? {
                 return Err(Error::new(
                     ErrorKind::Unauthenticated,
                     "The current password is incorrect.",
@@ -484,7 +487,7 @@ impl Services {
             }
         }
         let new_pw = new.to_string();
-        let hash = Self::cpu(move || hash_password(&new_pw))
+        let hash = Self::hashing(move || hash_password(&new_pw))
             .await?
             .map_err(Error::internal)?;
         let now = self.now();
