@@ -5,6 +5,8 @@ pub mod dsig;
 pub mod encrypt;
 pub mod logout;
 pub mod metadata;
+#[cfg(test)]
+mod proptests;
 pub mod request;
 pub mod response;
 

@@ -104,3 +104,85 @@ pub(crate) fn post(certs: &[CertificateDer], xml: &str, signed: bool) -> Result<
         Err("it does not verify with the certificate of the sender".into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use samael::idp::{CertificateParams, IdentityProvider, KeyType, Rsa};
+
+    fn cert() -> CertificateDer {
+        let idp = IdentityProvider::generate_new(KeyType::Rsa(Rsa::Rsa2048)).unwrap();
+        let c = idp
+            .create_certificate(&CertificateParams {
+                common_name: "sp",
+                issuer_name: "sp",
+                days_until_expiration: 1,
+            })
+            .unwrap();
+        CertificateDer::from(c.der_data().to_vec())
+    }
+
+    fn query(alg: &str, sig: &str) -> String {
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("SAMLRequest", "fZBBa8Mw")
+            .append_pair("SigAlg", alg)
+            .append_pair("Signature", sig)
+            .finish()
+    }
+
+    #[test]
+    fn unexpected_algorithms_are_refused_before_the_verifier() {
+        let certs = [cert()];
+        for alg in [
+            "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1",
+            "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+            "",
+        ] {
+            let e =
+                redirect(&certs, "/saml/sso", &query(alg, "AAAA"), Carries::Request).unwrap_err();
+            assert!(e.contains("is not accepted"), "{e}");
+        }
+        let e = redirect(
+            &certs,
+            "/saml/sso",
+            &format!("{}&SigAlg=x", query("x", "AAAA")),
+            Carries::Request,
+        )
+        .unwrap_err();
+        assert!(e.contains("repeated"), "{e}");
+        assert_eq!(
+            redirect(&certs, "/saml/sso", "SAMLRequest=x", Carries::Request),
+            Ok(false)
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(32),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn redirect_signatures_never_panic(
+            alg in prop_oneof![
+                Just("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256".to_string()),
+                Just("http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256".to_string()),
+                "\\PC{0,60}",
+            ],
+            sig in "[A-Za-z0-9+/=%]{0,400}",
+            extra in "[A-Za-z&=%]{0,40}",
+        ) {
+            let certs = [cert_once()];
+            let q = format!("{}&{extra}", query(&alg, &sig));
+            let _ = redirect(&certs, "/saml/sso", &q, Carries::Request);
+            let _ = redirect(&certs, "/saml/slo", &q, Carries::Response);
+        }
+    }
+
+    fn cert_once() -> CertificateDer {
+        static CERT: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        CertificateDer::from(CERT.get_or_init(|| cert().der_data().to_vec()).clone())
+    }
+}
