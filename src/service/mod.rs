@@ -10,6 +10,7 @@ pub mod invite;
 pub mod keys;
 pub mod mfa;
 pub mod oidc;
+pub mod outbox;
 pub mod passkey;
 pub mod pim;
 pub mod saml;
