@@ -148,10 +148,8 @@ impl Services {
             .await?;
             Ok(LoginFailure {
                 outcome: LoginOutcome::BadCredentials,
-                error: Error::new(
-                    ErrorKind::Unauthenticated,
-                    "That is not a valid username: at most 64 letters, digits and . _ - @.",
-                ),
+                // The same answer as a wrong password: nothing to tell apart.
+                error: Error::new(ErrorKind::Unauthenticated, BAD_CREDENTIALS),
             })
         };
         result.await.unwrap_or_else(|e: Error| LoginFailure {

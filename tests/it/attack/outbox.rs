@@ -68,6 +68,8 @@ async fn a_revoke_from_the_cli_reaches_the_apps_through_the_server() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // Queued at the CLI's (real) time: bring the server's clock there.
+    srv.clock.set(crate::common::now_secs());
     // The running server sends both; the first attempt fails (500) and is
     // retried after its backoff.
     let bcl = hooks.wait_for(|x| x.path == "/bcl").await;
