@@ -1,6 +1,7 @@
 //! The approver's side: the inbox and decisions. Nobody approves their own
 //! request; a request needing N approvals becomes approved with the Nth.
 
+use super::basis::basis_until;
 use super::notify::enqueue;
 use super::view::{ApprovalItem, Names, RequestView, current_state};
 use super::{forbidden, policy_of};
@@ -17,7 +18,7 @@ use std::net::IpAddr;
 
 /// Whether `approver` may decide on `q` (not whether they already did).
 fn may_decide(r: &mut dyn Repo, approver: &User, q: &StoredRequest) -> Result<bool> {
-    if approver.id == q.user_id {
+    if approver.id == q.user_id || !approver.is_active() {
         return Ok(false);
     }
     Ok(match q.approval.parse::<Approval>() {
@@ -39,24 +40,48 @@ fn approvals_needed(q: &StoredRequest) -> usize {
     }
 }
 
+/// The approvals that count now: those of approvers who still may decide
+/// (a vote ends with its approver's standing: left the group, disabled).
+fn standing_approvals(
+    r: &mut dyn Repo,
+    q: &StoredRequest,
+    decisions: &[StoredDecision],
+) -> Result<usize> {
+    let mut n = 0;
+    for d in decisions.iter().filter(|d| d.decision == "approve") {
+        if let Some(u) = r.user_by_id(&d.approver_id)?
+            && may_decide(r, &u, q)?
+        {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// The window an approval grants at `now`: one approved late starts now
 /// and keeps its length, but never runs past the end of the time-of-day
-/// window it starts in.
+/// window it starts in, nor past the end of the requester's eligibility
+/// (`eligible_until`, as `basis_until` gives it).
 fn granted_window(
     r: &mut dyn Repo,
     q: &StoredRequest,
     now: DateTime<Utc>,
+    eligible_until: Option<DateTime<Utc>>,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
-    if q.starts_at >= now {
-        return Ok((q.starts_at, q.ends_at));
-    }
-    let start = now;
-    let mut end = now + (q.ends_at - q.starts_at);
-    if let Some(p) = r.policy(&q.role_id)? {
-        let policy = policy_of(&p)?;
-        if let Ok(Some(window_end)) = check_windows(&policy.windows, start) {
-            end = end.min(window_end);
+    let (start, mut end) = if q.starts_at >= now {
+        (q.starts_at, q.ends_at)
+    } else {
+        let mut end = now + (q.ends_at - q.starts_at);
+        if let Some(p) = r.policy(&q.role_id)? {
+            let policy = policy_of(&p)?;
+            if let Ok(Some(window_end)) = check_windows(&policy.windows, now) {
+                end = end.min(window_end);
+            }
         }
+        (now, end)
+    };
+    if let Some(until) = eligible_until {
+        end = end.min(until);
     }
     Ok((start, end))
 }
@@ -113,7 +138,7 @@ impl Services {
         let now = self.now();
         let actor = Actor::user(approver.username.as_str(), ip.map(|i| i.to_string()));
         let (me, rid, pim) = (approver.clone(), id.to_string(), self.settings.pim.clone());
-        self.db(move |r| {
+        let outcome = self.db(move |r| {
             let q = r
                 .request(&rid)?
                 .ok_or_else(|| Error::not_found("there is no such request"))?;
@@ -144,6 +169,18 @@ impl Services {
             if decisions.iter().any(|d| d.approver_id == me.id) {
                 return Err(Error::conflict("you have already decided on this request"));
             }
+            // Rule 7: the requester must still be eligible as it is decided.
+            let until = match basis_until(r, &q, now)? {
+                Some(until) if until.is_none_or(|t| t > now.max(q.starts_at)) => until,
+                _ => {
+                    record(r, now, &actor, "pim.decision_refused", &role,
+                           json!({"request": q.id, "why": "requester not eligible"}))?;
+                    return Ok(Err(forbidden(
+                        "requester_not_eligible",
+                        "the requester is no longer eligible for this role; the request is withdrawn",
+                    )));
+                }
+            };
             let d = StoredDecision {
                 request_id: q.id.clone(),
                 approver_id: me.id.clone(),
@@ -153,9 +190,9 @@ impl Services {
             };
             r.insert_decision(&d)?;
             decisions.push(d);
-            let approvals = decisions.iter().filter(|d| d.decision == "approve").count();
+            let approvals = standing_approvals(r, &q, &decisions)?;
             let final_approval = approvals >= approvals_needed(&q);
-            let (starts_at, ends_at) = granted_window(r, &q, now)?;
+            let (starts_at, ends_at) = granted_window(r, &q, now, until)?;
             let event = if approve {
                 Event::Approved {
                     final_approval,
@@ -201,6 +238,20 @@ impl Services {
             }
             Ok(Ok(RequestView::build(&q, &names, now, decisions)))
         })
-        .await?
+        .await?;
+        if let Err(e) = &outcome
+            && e.code() == Some("requester_not_eligible")
+        {
+            let rid = id.to_string();
+            if let Some(q) = self.db(move |r| r.request(&rid)).await? {
+                self.end_unsupported_elevations(
+                    Some(&q.user_id),
+                    &Actor::system(),
+                    "the requester is no longer eligible",
+                )
+                .await?;
+            }
+        }
+        outcome
     }
 }

@@ -2,6 +2,7 @@
 //! fixed clock on OIDC and SAML, conditions, approval, privileged apps,
 //! ending, webhooks and the CLI.
 
+mod basis;
 mod conditions;
 mod ending;
 mod flow;
