@@ -6,6 +6,7 @@ mod basis;
 mod conditions;
 mod ending;
 mod flow;
+mod laundering;
 mod rules;
 
 use crate::common::{Browser, PASSWORD, TestServer};
