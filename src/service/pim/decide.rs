@@ -105,13 +105,17 @@ impl Services {
                 if decisions.iter().any(|d| d.approver_id == me.id) {
                     continue;
                 }
-                let history = r
-                    .requests_of(&q.user_id, 6)?
-                    .iter()
-                    .filter(|h| h.id != q.id)
-                    .take(5)
-                    .map(|h| RequestView::build(h, &names, now, vec![]))
-                    .collect();
+                // Only history this approver may decide on: what the
+                // requester asked of others stays with those others.
+                let mut history = Vec::new();
+                for h in r.requests_of(&q.user_id, 50)? {
+                    if history.len() == 5 {
+                        break;
+                    }
+                    if h.id != q.id && may_decide(r, &me, &h)? {
+                        history.push(RequestView::build(&h, &names, now, vec![]));
+                    }
+                }
                 out.push(ApprovalItem {
                     request: RequestView::build(&q, &names, now, decisions),
                     history,

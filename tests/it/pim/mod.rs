@@ -8,6 +8,7 @@ mod ending;
 mod flow;
 mod laundering;
 mod rules;
+mod scopes;
 
 use crate::common::{Browser, PASSWORD, TestServer};
 pub use crate::oidc::rules::introspect;
