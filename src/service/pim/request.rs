@@ -115,6 +115,9 @@ impl Services {
         let outcome = self
             .db(move |r| {
                 let role = need_role(r, &input.role)?;
+                // Requests for one role are checked one at a time, so two
+                // cannot both pass the open-request and max-concurrent checks.
+                r.lock_policy(role.id.as_str())?;
                 let policy = privileged(r, &role)?;
                 let mine = r.requests_of(&u.id, 200)?;
                 if mine.iter().any(|q| {

@@ -7,6 +7,7 @@ mod conditions;
 mod ending;
 mod flow;
 mod laundering;
+mod race;
 mod rules;
 mod scopes;
 
