@@ -159,13 +159,14 @@ impl Services {
                         .filter(|q| q.role_id == x.id.as_str())
                         .map(|q| current_state(&q, now))
                         .find(|s| matches!(s, State::Pending | State::Approved | State::Active));
+                    let eligible = super::eligible_until(r, &u.id, x.id.as_str(), now)?.is_some();
                     match open {
-                        // Active, yet not admitted: its network or hours do not hold.
-                        Some(State::Active) => Gate::ConditionsUnmet,
+                        // Active, yet not admitted: its network or hours do
+                        // not hold (or its eligibility is gone).
+                        Some(State::Active) if eligible => Gate::ConditionsUnmet,
+                        Some(State::Active) => Gate::NotEligible,
                         Some(_) => Gate::Waiting,
-                        None if super::eligible_until(r, &u.id, x.id.as_str(), now)?.is_some() => {
-                            Gate::MayRequest
-                        }
+                        None if eligible => Gate::MayRequest,
                         None => Gate::NotEligible,
                     }
                 }

@@ -94,7 +94,10 @@ impl Services {
             let mut names = Names::load(r)?;
             let mut out = Vec::new();
             for q in r.requests_in(&["pending"])? {
-                if current_state(&q, now) != State::Pending || !may_decide(r, &me, &q)? {
+                if current_state(&q, now) != State::Pending
+                    || !may_decide(r, &me, &q)?
+                    || basis_until(r, &q, now)?.is_none()
+                {
                     continue;
                 }
                 let decisions = r.decisions_of(&q.id)?;

@@ -225,7 +225,18 @@ async fn issuance_and_approval_recheck_eligibility_before_any_sweep() {
         let t = tokens(&srv, &ada, &c, "openid").await;
         assert!(!has_role(&t, ROLE), "{backend:?}");
         assert_eq!(introspect(&srv, &c, &at).await["active"], false);
-        // Approval re-checks, refuses and withdraws the request.
+        // The inbox no longer offers it; approval re-checks, refuses and
+        // withdraws the request.
+        let inbox: Value = bob
+            .http
+            .get(api(&bob, "/api/v1/approvals"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(inbox["approvals"], json!([]), "{backend:?}");
         let (st, e) = decide(&bob, &pending["id"], "approve").await;
         assert_eq!(
             (st, e["error"].as_str()),
