@@ -8,6 +8,7 @@ use super::{forbidden, policy_of};
 use crate::domain::User;
 use crate::error::{Error, Result};
 use crate::protocol::pim::policy::Approval;
+use crate::protocol::pim::request::Refusal;
 use crate::protocol::pim::state::{Event, State, transition};
 use crate::protocol::pim::window::check_windows;
 use crate::service::{Actor, Services, record};
@@ -188,6 +189,25 @@ impl Services {
                     )));
                 }
             };
+            if approve && standing_approvals(r, &q, &decisions)? + 1 >= approvals_needed(&q) {
+                // The final approval opens a window: the role's limit on
+                // windows at once holds here too, one decision at a time.
+                r.lock_policy(&q.role_id)?;
+                let (from_t, to_t) = granted_window(r, &q, now, until)?;
+                if let Some(max) = r.policy(&q.role_id)?.and_then(|p| p.max_concurrent) {
+                    let live = r
+                        .requests_in(&["approved", "active"])?
+                        .iter()
+                        .filter(|o| o.role_id == q.role_id && o.id != q.id)
+                        .filter(|o| current_state(o, now).is_live())
+                        .filter(|o| o.starts_at < to_t && o.ends_at > from_t)
+                        .count() as i64;
+                    if live >= max {
+                        let why = Refusal::TooManyActive { max: max.max(0) as u32 };
+                        return Ok(Err(forbidden(why.code(), why.to_string())));
+                    }
+                }
+            }
             let d = StoredDecision {
                 request_id: q.id.clone(),
                 approver_id: me.id.clone(),

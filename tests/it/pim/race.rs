@@ -116,3 +116,70 @@ async fn parallel_requests_never_pass_the_role_limits_together() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_never_opens_more_windows_than_the_role_allows() {
+    for backend in backends() {
+        let srv = TestServer::start(backend).await;
+        let ada = signed_in(&srv, "ada").await;
+        let cy = signed_in(&srv, "cy").await;
+        let bob = signed_in(&srv, "bob").await;
+        srv.services
+            .create_group(&Actor::cli(), "approvers", "")
+            .await
+            .unwrap();
+        srv.services
+            .set_membership(&Actor::cli(), "approvers", "bob", true)
+            .await
+            .unwrap();
+        let policy = PolicyInput {
+            approval: Some("group:approvers:1".into()),
+            max_concurrent: Some(1),
+            ..open_policy()
+        };
+        privileged_role(&srv, policy, "ada").await;
+        eligible(&srv, "cy").await;
+        // Pending requests hold no window, so both may wait.
+        let (_, a) = request(&ada, 30, None).await;
+        let (_, c) = request(&cy, 30, None).await;
+        assert_eq!(
+            (a["state"].as_str(), c["state"].as_str()),
+            (Some("pending"), Some("pending"))
+        );
+        let decide = |id: Value| {
+            let http = bob.http.clone();
+            let url = api(&bob, &format!("/api/v1/approvals/{}", id.as_str().unwrap()));
+            async move {
+                let r = http
+                    .post(url)
+                    .json(&json!({"decision": "approve", "comment": "ticket checked"}))
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            }
+        };
+        let (st, v) = decide(a["id"].clone()).await;
+        assert_eq!((st, v["state"].as_str()), (200, Some("active")), "{v}");
+        let (st, e) = decide(c["id"].clone()).await;
+        assert_eq!(
+            (st, e["error"].as_str()),
+            (403, Some("too_many_active")),
+            "{backend:?}: {e}"
+        );
+        // The refusal stored no decision: it can be approved once a slot frees.
+        let r = ada
+            .http
+            .post(api(
+                &ada,
+                &format!("/api/v1/me/elevations/{}/end", a["id"].as_str().unwrap()),
+            ))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let (st, v) = decide(c["id"].clone()).await;
+        assert_eq!((st, v["state"].as_str()), (200, Some("active")), "{v}");
+    }
+}
