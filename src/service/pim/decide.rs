@@ -185,7 +185,7 @@ impl Services {
                            json!({"request": q.id, "why": "requester not eligible"}))?;
                     return Ok(Err(forbidden(
                         "requester_not_eligible",
-                        "the requester is no longer eligible for this role; the request is withdrawn",
+                        "the requester is no longer eligible for this role (for the window asked for)",
                     )));
                 }
             };
