@@ -92,13 +92,14 @@ fn ok(v: impl serde::Serialize) -> ApiResult {
         .json(v))
 }
 
-/// The calling user and, when there is one, the browser session behind it
-/// (its factor times decide the fresh-passkey condition).
+/// The calling user, the browser session behind the call while it lives
+/// (its factor times decide the fresh-passkey condition), and when the
+/// user signed in for it (the risk score's history ends there).
 async fn caller(
     req: &HttpRequest,
     state: &State,
     scope: &'static str,
-) -> Result<(User, Option<Session>), ApiError> {
+) -> Result<(User, Option<Session>, Option<DateTime<Utc>>), ApiError> {
     let auth = req
         .headers()
         .get("authorization")
@@ -117,7 +118,9 @@ async fn caller(
             )
             .into());
         }
-        return Ok(state.services.token_user(&at).await?);
+        let (user, session) = state.services.token_user(&at).await?;
+        let signed_in = at.grant.auth_time.unwrap_or(at.grant.created_at);
+        return Ok((user, session, Some(signed_in)));
     }
     if let Some(t) = session_token(req, state)
         && let Some((s, u)) = state.services.session_for(&t).await?
@@ -135,7 +138,8 @@ async fn caller(
             )
             .into());
         }
-        return Ok((u, Some(s)));
+        let signed_in = s.created_at;
+        return Ok((u, Some(s), Some(signed_in)));
     }
     Err(Error::oauth(
         ErrorKind::Unauthenticated,
@@ -146,12 +150,12 @@ async fn caller(
 }
 
 async fn eligibilities(req: HttpRequest, state: State) -> ApiResult {
-    let (user, _) = caller(&req, &state, PIM_SELF).await?;
+    let (user, ..) = caller(&req, &state, PIM_SELF).await?;
     ok(json!({"eligibilities": state.services.my_eligibilities(&user).await?}))
 }
 
 async fn my_elevations(req: HttpRequest, state: State) -> ApiResult {
-    let (user, _) = caller(&req, &state, PIM_SELF).await?;
+    let (user, ..) = caller(&req, &state, PIM_SELF).await?;
     ok(json!({"elevations": state.services.my_requests(&user).await?}))
 }
 
@@ -166,7 +170,7 @@ struct RequestBody {
 }
 
 async fn request(req: HttpRequest, state: State, body: web::Json<RequestBody>) -> ApiResult {
-    let (user, session) = caller(&req, &state, PIM_SELF).await?;
+    let (user, session, signed_in) = caller(&req, &state, PIM_SELF).await?;
     let b = body.into_inner();
     let input = ElevationInput {
         role: b.role,
@@ -179,7 +183,13 @@ async fn request(req: HttpRequest, state: State, body: web::Json<RequestBody>) -
     };
     let view = state
         .services
-        .request_elevation(&user, session.as_ref(), input, client_ip(&req, &state))
+        .request_elevation(
+            &user,
+            session.as_ref(),
+            signed_in,
+            input,
+            client_ip(&req, &state),
+        )
         .await?;
     Ok(HttpResponse::Created()
         .insert_header((CACHE_CONTROL, "no-store"))
@@ -188,12 +198,12 @@ async fn request(req: HttpRequest, state: State, body: web::Json<RequestBody>) -
 }
 
 async fn one(req: HttpRequest, state: State, id: web::Path<String>) -> ApiResult {
-    let (user, _) = caller(&req, &state, PIM_SELF).await?;
+    let (user, ..) = caller(&req, &state, PIM_SELF).await?;
     ok(state.services.my_request(&user, &id).await?)
 }
 
 async fn end(req: HttpRequest, state: State, id: web::Path<String>) -> ApiResult {
-    let (user, _) = caller(&req, &state, PIM_SELF).await?;
+    let (user, ..) = caller(&req, &state, PIM_SELF).await?;
     ok(state
         .services
         .end_elevation(&user, &id, client_ip(&req, &state))
@@ -202,7 +212,7 @@ async fn end(req: HttpRequest, state: State, id: web::Path<String>) -> ApiResult
 
 /// The caller, who must be a PIM administrator.
 async fn admin(req: &HttpRequest, state: &State) -> Result<User, ApiError> {
-    let (user, _) = caller(req, state, PIM_ADMIN).await?;
+    let (user, ..) = caller(req, state, PIM_ADMIN).await?;
     if !state.services.is_pim_admin(&user).await? {
         return Err(Error::oauth(
             ErrorKind::Forbidden,
@@ -244,7 +254,7 @@ async fn revoke(
 }
 
 async fn approvals(req: HttpRequest, state: State) -> ApiResult {
-    let (user, _) = caller(&req, &state, PIM_APPROVE).await?;
+    let (user, ..) = caller(&req, &state, PIM_APPROVE).await?;
     ok(json!({"approvals": state.services.approval_inbox(&user).await?}))
 }
 
@@ -262,7 +272,7 @@ async fn decide(
     id: web::Path<String>,
     body: web::Json<DecisionBody>,
 ) -> ApiResult {
-    let (user, _) = caller(&req, &state, PIM_APPROVE).await?;
+    let (user, ..) = caller(&req, &state, PIM_APPROVE).await?;
     let approve = match body.decision.as_str() {
         "approve" => true,
         "deny" => false,

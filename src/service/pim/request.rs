@@ -87,18 +87,21 @@ fn approvers_exist(r: &mut dyn Repo, user: &User, approval: &Approval) -> Result
 
 impl Services {
     /// Asks for an elevation. Conditions are checked now; the answer names
-    /// the first one that fails.
+    /// the first one that fails. `signed_in_at` is when the requester signed
+    /// in for this call: the risk score's history ends there.
     pub async fn request_elevation(
         &self,
         user: &User,
         session: Option<&Session>,
+        signed_in_at: Option<DateTime<Utc>>,
         input: ElevationInput,
         ip: Option<IpAddr>,
     ) -> Result<RequestView> {
         let now = self.now();
         let factors = session.map(|s| s.factors.clone()).unwrap_or_default();
-        // Novelty is judged against history from before this sign-in.
-        let signed_in_at = session.map(|s| s.created_at).unwrap_or(now);
+        // Novelty is judged against history from before this sign-in (the
+        // session's, or for a token the one it was granted in).
+        let signed_in_at = signed_in_at.unwrap_or(now).min(now);
         let office: chrono_tz::Tz = self
             .settings
             .pim

@@ -122,3 +122,62 @@ async fn withdrawing_and_asking_again_launders_no_risk() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_is_judged_by_the_sign_in_it_was_granted_in() {
+    for backend in backends() {
+        let mut env = TestEnv::new(backend);
+        env.settings.trusted_proxies =
+            vec!["127.0.0.1/32".parse().unwrap(), "::1/128".parse().unwrap()];
+        let srv = TestServer::start_with(env).await;
+        srv.user("gus").await;
+        srv.user("bob").await;
+        srv.services
+            .create_group(&Actor::cli(), "pim-approvers", "")
+            .await
+            .unwrap();
+        srv.services
+            .set_membership(&Actor::cli(), "pim-approvers", "bob", true)
+            .await
+            .unwrap();
+        privileged_role(&srv, open_policy(), "gus").await;
+        login_from(&srv.browser(), "gus", HOME).await;
+
+        // Monday 22:00: a token granted in a sign-in from the café.
+        srv.clock.advance(Duration::hours(12));
+        let cafe = srv.browser();
+        login_from(&cafe, "gus", CAFE).await;
+        let c = rp_client(&srv).await;
+        let t = tokens_from(&srv, &cafe, &c, "openid pim", Some(CAFE)).await;
+        let at = t["access_token"].as_str().unwrap().to_string();
+        // That browser session ends; another sign-in from the café follows.
+        let store = srv.services.store.clone();
+        tokio::task::spawn_blocking(move || {
+            store.tx(|r| {
+                let gus = r
+                    .user_by_username(&portcullis::domain::Username::parse("gus").unwrap())?
+                    .unwrap();
+                r.delete_sessions_of(&gus.id)
+            })
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        srv.clock.advance(Duration::minutes(1));
+        login_from(&srv.browser(), "gus", CAFE).await;
+
+        let r = reqwest::Client::new()
+            .post(srv.url("/api/v1/me/elevations"))
+            .bearer_auth(&at)
+            .header("X-Forwarded-For", CAFE)
+            .json(&json!({"role": ROLE, "duration_seconds": 1800,
+                          "reason": "month-end billing run"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let q: Value = r.json().await.unwrap();
+        assert_eq!(q["state"], "pending", "{backend:?}: {q}");
+        assert!(factors(&q).contains("a network not seen before"), "{q}");
+    }
+}
