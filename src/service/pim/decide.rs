@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::protocol::pim::policy::Approval;
 use crate::protocol::pim::request::Refusal;
 use crate::protocol::pim::state::{Event, State, transition};
-use crate::protocol::pim::window::check_windows;
+use crate::protocol::pim::window;
 use crate::service::{Actor, Services, record};
 use crate::store::{Repo, StateChange, StoredDecision, StoredRequest};
 use chrono::{DateTime, Utc};
@@ -59,32 +59,25 @@ fn standing_approvals(
     Ok(n)
 }
 
-/// The window an approval grants at `now`: one approved late starts now
-/// and keeps its length, but never runs past the end of the time-of-day
-/// window it starts in, nor past the end of the requester's eligibility
-/// (`eligible_until`, as `basis_until` gives it).
+/// The window an approval grants at `now` (see the protocol's rule), with
+/// the role's time-of-day windows and the requester's eligibility end.
 fn granted_window(
     r: &mut dyn Repo,
     q: &StoredRequest,
     now: DateTime<Utc>,
     eligible_until: Option<DateTime<Utc>>,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
-    let (start, mut end) = if q.starts_at >= now {
-        (q.starts_at, q.ends_at)
-    } else {
-        let mut end = now + (q.ends_at - q.starts_at);
-        if let Some(p) = r.policy(&q.role_id)? {
-            let policy = policy_of(&p)?;
-            if let Ok(Some(window_end)) = check_windows(&policy.windows, now) {
-                end = end.min(window_end);
-            }
-        }
-        (now, end)
+    let windows = match r.policy(&q.role_id)? {
+        Some(p) => policy_of(&p)?.windows,
+        None => Vec::new(),
     };
-    if let Some(until) = eligible_until {
-        end = end.min(until);
-    }
-    Ok((start, end))
+    Ok(window::granted_window(
+        q.starts_at,
+        q.ends_at,
+        now,
+        &windows,
+        eligible_until,
+    ))
 }
 
 impl Services {
