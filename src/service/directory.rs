@@ -305,7 +305,8 @@ impl Services {
         .await
     }
 
-    /// Adds (`member = true`) or removes a user from a group.
+    /// Adds (`member = true`) or removes a user from a group. A removal
+    /// ends the requests and windows the membership made eligible.
     pub async fn set_membership(
         &self,
         actor: &Actor,
@@ -316,35 +317,44 @@ impl Services {
         let gname = parse(GroupName::parse(group))?;
         let uname = parse(Username::parse(username))?;
         let now = self.now();
-        let actor = actor.clone();
-        self.db(move |r| {
-            let g = need_group(r, &gname)?;
-            let u = need_user(r, &uname)?;
-            if member {
-                r.add_member(&g, &u.id, now).map_err(|e| match e.kind {
-                    crate::error::ErrorKind::Conflict => {
-                        Error::conflict(format!("{uname} is already a member of {gname}"))
-                    }
-                    _ => e,
-                })?;
-            } else {
-                r.remove_member(&g, &u.id)?;
-            }
-            let action = if member {
-                "group.add_member"
-            } else {
-                "group.remove_member"
-            };
-            record(
-                r,
-                now,
-                &actor,
-                action,
-                gname.as_str(),
-                json!({"user": uname}),
-            )
-        })
-        .await
+        let (who, actor) = (actor.clone(), actor.clone());
+        let why = format!("removed from the group {gname}");
+        let user = self
+            .db(move |r| {
+                let g = need_group(r, &gname)?;
+                let u = need_user(r, &uname)?;
+                if member {
+                    r.add_member(&g, &u.id, now).map_err(|e| match e.kind {
+                        crate::error::ErrorKind::Conflict => {
+                            Error::conflict(format!("{uname} is already a member of {gname}"))
+                        }
+                        _ => e,
+                    })?;
+                } else {
+                    r.remove_member(&g, &u.id)?;
+                }
+                let action = if member {
+                    "group.add_member"
+                } else {
+                    "group.remove_member"
+                };
+                record(
+                    r,
+                    now,
+                    &actor,
+                    action,
+                    gname.as_str(),
+                    json!({"user": uname}),
+                )?;
+                Ok(u.id)
+            })
+            .await?;
+        if !member {
+            // Rule 7: what the membership made eligible ends with it.
+            self.end_unsupported_elevations(Some(&user), &who, &why)
+                .await?;
+        }
+        Ok(())
     }
 
     pub async fn create_role(&self, actor: &Actor, name: &str, description: &str) -> Result<Role> {

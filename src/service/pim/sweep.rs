@@ -27,9 +27,13 @@ fn due_event(stored: State, current: State) -> Option<Event> {
 impl Services {
     /// Moves every request whose time has come; returns how many moved.
     pub async fn pim_sweep(&self) -> Result<usize> {
+        // First what lost its basis (an eligibility expired, say): such a
+        // window neither starts nor runs on.
+        let mut moved = self
+            .end_unsupported_elevations(None, &Actor::system(), "the eligibility ended")
+            .await?;
         let now = self.now();
         let open = self.db(|r| r.requests_in(&OPEN)).await?;
-        let mut moved = 0;
         for q in open {
             let Some(stored) = State::parse(&q.state) else {
                 continue;
@@ -152,38 +156,27 @@ impl Services {
         .await
     }
 
-    /// Disabling a user: every open request and window ends at once, and
-    /// their direct eligibilities go.
+    /// Disabling a user (call after the status is stored): their direct
+    /// eligibilities go, and every open request and window ends at once.
     pub async fn end_all_elevations_of(&self, user: &UserId, actor: &Actor) -> Result<()> {
         let (uid, now) = (user.clone(), self.now());
-        let open: Vec<StoredRequest> = self
-            .db(move |r| {
-                let removed = r.delete_eligibilities_of(&uid)?;
-                if removed > 0 {
-                    record(
-                        r,
-                        now,
-                        &Actor::system(),
-                        "pim.eligibility_removed",
-                        uid.as_str(),
-                        json!({"count": removed, "why": "user disabled"}),
-                    )?;
-                }
-                Ok(r.requests_of(&uid, 200)?
-                    .into_iter()
-                    .filter(|q| {
-                        matches!(
-                            current_state(q, now),
-                            State::Pending | State::Approved | State::Active
-                        )
-                    })
-                    .collect())
-            })
+        self.db(move |r| {
+            let removed = r.delete_eligibilities_of(&uid)?;
+            if removed > 0 {
+                record(
+                    r,
+                    now,
+                    &Actor::system(),
+                    "pim.eligibility_removed",
+                    uid.as_str(),
+                    json!({"count": removed, "why": "user disabled"}),
+                )?;
+            }
+            Ok(())
+        })
+        .await?;
+        self.end_unsupported_elevations(Some(user), actor, "the user was disabled")
             .await?;
-        for q in open {
-            self.close_request(&q, Event::Revoked, actor, "the user was disabled")
-                .await?;
-        }
         Ok(())
     }
 

@@ -125,6 +125,24 @@ impl AuditRepo for DbConn {
             .count()
             .get_result(self)?)
     }
+
+    fn audit_ips(
+        &mut self,
+        action: &str,
+        subject: &str,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        Ok(a::table
+            .filter(a::action.eq(action))
+            .filter(a::subject.eq(subject))
+            .filter(a::at.lt(to_ts(before)))
+            .filter(a::ip.is_not_null())
+            .select(a::ip.assume_not_null())
+            .distinct()
+            .limit(limit)
+            .load(self)?)
+    }
 }
 
 impl MetaRepo for DbConn {
