@@ -36,6 +36,7 @@ pub async fn open_services(
         .map_err(|e| Error::internal(e.to_string()))??;
     let ephemeral = ephemeral::connect(&settings.ephemeral, clock.clone()).await?;
     let sealer = key_sealer(&settings)?;
+    let store = store.with_audit_key(crypto::audit::AuditKey::derive(&sealer));
     let webauthn = service::webauthn::relying_party(&settings, &issuer)?.map(Arc::new);
     Ok(Services {
         webauthn,
