@@ -3,6 +3,8 @@
 //! `PORTCULLIS_TEST_REDIS_URL` are set and say that they were skipped otherwise.
 
 mod attack;
+mod attestation;
+mod audit_chain;
 mod browser;
 mod browser_pim;
 #[allow(dead_code)]
