@@ -424,12 +424,12 @@ impl Services {
                     json!({"request": q2.id, "from": from.as_str(), "reason": why2}),
                 )?;
                 enqueue(r, &pim, now, event_name(event), &closed, &actor2)?;
+                if from == State::Active {
+                    super::sweep::queue_window_logouts(r, now, &q2.id)?;
+                }
                 Ok(RequestView::build(&closed, &names, now, decisions))
             })
             .await?;
-        if from == State::Active {
-            self.after_window_closed(&q.id).await?;
-        }
         Ok(view)
     }
 

@@ -47,9 +47,6 @@ impl Services {
             }
             if self.apply_due(&q, event, current).await? {
                 moved += 1;
-                if event == Event::WindowElapsed {
-                    self.after_window_closed(&q.id).await?;
-                }
             }
         }
         Ok(moved)
@@ -93,65 +90,10 @@ impl Services {
             )?;
             let q2 = r.request(&q.id)?.unwrap_or(q.clone());
             enqueue(r, &pim, now, name, &q2, &Actor::system())?;
-            Ok(true)
-        })
-        .await
-    }
-
-    /// After a window closed: a back-channel logout queued for every OIDC
-    /// client and SAML SP that received tokens or assertions under it, and
-    /// an audit entry saying who will be told, in one transaction. A running
-    /// server sends them (`service::outbox`) and audits the real outcome.
-    pub(crate) async fn after_window_closed(&self, request_id: &str) -> Result<()> {
-        let (rid, now) = (request_id.to_string(), self.now());
-        self.db(move |r| {
-            let Some(user) = r.request(&rid)?.map(|q| q.user_id) else {
-                return Ok(());
-            };
-            let issued = r.issuances_of(&rid)?;
-            let mut told: Vec<String> = Vec::new();
-            let mut seen = std::collections::BTreeSet::new();
-            for i in &issued {
-                let key = (
-                    i.protocol.clone(),
-                    i.recipient.clone(),
-                    i.session_digest.clone(),
-                    i.session_index.clone(),
-                );
-                if !seen.insert(key) {
-                    continue;
-                }
-                let queued = match (i.protocol.as_str(), &i.session_digest) {
-                    ("oidc", Some(d)) => {
-                        outbox::queue_backchannel_logout(r, now, &i.recipient, d, user.as_str())?
-                    }
-                    ("saml", _) => match (&i.name_id, &i.session_index) {
-                        (Some(n), Some(s)) => {
-                            outbox::queue_saml_soap_logout(r, now, &i.recipient, n, s)?
-                        }
-                        _ => false,
-                    },
-                    _ => false,
-                };
-                told.push(format!(
-                    "{}:{}:{}",
-                    i.protocol,
-                    i.recipient,
-                    if queued {
-                        "logout queued"
-                    } else {
-                        "no back-channel endpoint"
-                    }
-                ));
+            if event == Event::WindowElapsed {
+                queue_window_logouts(r, now, &q.id)?;
             }
-            record(
-                r,
-                now,
-                &Actor::system(),
-                "pim.recipients_told",
-                &rid,
-                json!({"recipients": told}),
-            )
+            Ok(true)
         })
         .await
     }
@@ -195,6 +137,63 @@ impl Services {
             }
         }
     }
+}
+
+/// A window closed: queues a back-channel logout for every OIDC client and
+/// SAML SP that received tokens or assertions under it, and records who will
+/// be told — inside the transaction that closes the window, so the notices
+/// exist exactly when the change does. A running server sends them
+/// (`service::outbox`) and audits the real outcome.
+pub(crate) fn queue_window_logouts(
+    r: &mut dyn crate::store::Repo,
+    now: chrono::DateTime<chrono::Utc>,
+    request_id: &str,
+) -> Result<()> {
+    let Some(user) = r.request(request_id)?.map(|q| q.user_id) else {
+        return Ok(());
+    };
+    let issued = r.issuances_of(request_id)?;
+    let mut told: Vec<String> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for i in &issued {
+        let key = (
+            i.protocol.clone(),
+            i.recipient.clone(),
+            i.session_digest.clone(),
+            i.session_index.clone(),
+        );
+        if !seen.insert(key) {
+            continue;
+        }
+        let queued = match (i.protocol.as_str(), &i.session_digest) {
+            ("oidc", Some(d)) => {
+                outbox::queue_backchannel_logout(r, now, &i.recipient, d, user.as_str())?
+            }
+            ("saml", _) => match (&i.name_id, &i.session_index) {
+                (Some(n), Some(s)) => outbox::queue_saml_soap_logout(r, now, &i.recipient, n, s)?,
+                _ => false,
+            },
+            _ => false,
+        };
+        told.push(format!(
+            "{}:{}:{}",
+            i.protocol,
+            i.recipient,
+            if queued {
+                "logout queued"
+            } else {
+                "no back-channel endpoint"
+            }
+        ));
+    }
+    record(
+        r,
+        now,
+        &Actor::system(),
+        "pim.recipients_told",
+        request_id,
+        json!({"recipients": told}),
+    )
 }
 
 #[cfg(test)]
