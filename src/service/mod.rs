@@ -8,6 +8,7 @@ pub mod csrf;
 pub mod directory;
 pub mod invite;
 pub mod keys;
+pub mod lifecycle;
 pub mod mfa;
 pub mod oidc;
 pub mod passkey;

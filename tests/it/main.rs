@@ -9,6 +9,7 @@ mod cdp;
 mod cli;
 mod common;
 mod ephemeral;
+mod lifecycle;
 mod login;
 mod mfa;
 pub mod oidc;

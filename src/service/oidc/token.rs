@@ -267,6 +267,12 @@ impl Services {
             .await?
             .filter(|s| s.user.is_active())
             .ok_or_else(|| invalid_grant("the user is no longer active"))?;
+        // A code outlives nothing it came from: once its session ended (sign-out,
+        // disable, a password reset), it buys no tokens.
+        let digest = cg.session_digest.clone();
+        if self.db(move |r| r.session(&digest)).await?.is_none() {
+            return Err(invalid_grant("the session the code came from has ended"));
+        }
         let offline = cg.scope.iter().any(|s| s == "offline_access")
             && client.allows_grant(GrantType::RefreshToken);
         let lifetime = if offline {

@@ -87,6 +87,16 @@ impl GrantRepo for DbConn {
         Ok(())
     }
 
+    fn revoke_grants_of_user(&mut self, user: &UserId, now: DateTime<Utc>) -> Result<u64> {
+        Ok(diesel::update(
+            g::table
+                .filter(g::user_id.eq(user.as_str()))
+                .filter(g::revoked_at.is_null()),
+        )
+        .set(g::revoked_at.eq(Some(to_ts(now))))
+        .execute(self)? as u64)
+    }
+
     fn grants_of_session(&mut self, session_digest: &str) -> Result<Vec<Grant>> {
         Ok(g::table
             .filter(g::session_digest.eq(session_digest))
