@@ -18,12 +18,41 @@ pub fn password_change_only(amr: &[String], password_is_one_time: bool) -> bool 
     password_is_one_time && amr.iter().any(|m| m == "pwd")
 }
 
+/// A privileged client's gate at the token endpoint (code redemption and
+/// every refresh): the activation of `role` that admits this issuance among
+/// the user's `active` ones (role, activation ID). A grant bound to an
+/// activation is admitted only by that very one: once its window is over, a
+/// later window does not revive it.
+pub fn admitting_activation<'a>(
+    role: &str,
+    bound: Option<&str>,
+    active: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Option<&'a str> {
+    active
+        .into_iter()
+        .find(|(r, a)| *r == role && bound.is_none_or(|b| b == *a))
+        .map(|(_, a)| a)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn at(h: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_772_445_600 + h * 3600, 0).unwrap()
+    }
+
+    #[test]
+    fn a_privileged_grant_is_admitted_only_by_its_own_activation() {
+        let active = [("ops", "q1"), ("billing", "q2"), ("billing", "q3")];
+        assert_eq!(admitting_activation("billing", None, active), Some("q2"));
+        assert_eq!(
+            admitting_activation("billing", Some("q3"), active),
+            Some("q3")
+        );
+        assert_eq!(admitting_activation("billing", Some("q9"), active), None);
+        assert_eq!(admitting_activation("billing", Some("q1"), active), None);
+        assert_eq!(admitting_activation("hr", None, active), None);
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod ops;
 mod passkey;
 mod pim;
 mod policy;
+mod privileged_app;
 mod saml;
 mod saml_signed;
 mod saml_slo;

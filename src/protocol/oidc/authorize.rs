@@ -285,6 +285,7 @@ mod tests {
             registration_token_hash: None,
             required_acr: None,
             required_role: None,
+            registered_dynamically: false,
             created_at: now,
             updated_at: now,
         }

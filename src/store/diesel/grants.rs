@@ -24,6 +24,7 @@ struct GrantRow {
     expires_at: i64,
     revoked_at: Option<i64>,
     client_ip: Option<String>,
+    activation_id: Option<String>,
 }
 
 impl GrantRow {
@@ -41,6 +42,7 @@ impl GrantRow {
             expires_at: to_ts(x.expires_at),
             revoked_at: x.revoked_at.map(to_ts),
             client_ip: x.client_ip.clone(),
+            activation_id: x.activation_id.clone(),
         }
     }
 
@@ -58,6 +60,7 @@ impl GrantRow {
             expires_at: from_ts(self.expires_at),
             revoked_at: self.revoked_at.map(from_ts),
             client_ip: self.client_ip,
+            activation_id: self.activation_id,
         }
     }
 }
