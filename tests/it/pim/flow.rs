@@ -332,7 +332,11 @@ async fn journey_refused_request_step_up_approve_continue_expire() {
     srv.clock
         .advance(Duration::minutes(30) + Duration::seconds(1));
     let (st, r) = refresh(&srv, &c, t["refresh_token"].as_str().unwrap()).await;
-    assert_eq!((st, r["error"].as_str()), (400, Some("invalid_grant")), "{r}");
+    assert_eq!(
+        (st, r["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{r}"
+    );
     assert_eq!(b.get_url(&url).await.status, 403);
 }
 
