@@ -104,9 +104,5 @@ impl Services {
 }
 
 fn outcome(sent: bool) -> &'static str {
-    if sent {
-        "logout sent"
-    } else {
-        "no back-channel endpoint"
-    }
+    if sent { "logout sent" } else { "not sent" }
 }

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod mfa;
 pub mod oidc;
+pub mod outbound;
 pub mod passkey;
 pub mod pim;
 pub mod saml;

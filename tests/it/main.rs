@@ -14,6 +14,7 @@ mod login;
 mod mfa;
 pub mod oidc;
 mod ops;
+mod outbound;
 mod passkey;
 mod pim;
 mod policy;

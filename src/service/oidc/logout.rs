@@ -7,7 +7,7 @@ use crate::domain::{Client, SigningAlg};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::oidc::claims::sid_for;
 use crate::protocol::oidc::uri::with_query;
-use crate::service::Services;
+use crate::service::{Services, outbound};
 use serde_json::json;
 use std::time::Duration;
 
@@ -134,10 +134,39 @@ impl Services {
         let Some(uri) = client.backchannel_logout_uri.clone() else {
             return Ok(false);
         };
+        // A self-registered client's URL is called only at the public
+        // addresses its name resolves to now; an administrator's as given.
+        let http = if client.registered_dynamically {
+            let checked = outbound::check_destination(&uri, outbound::system_lookup).await;
+            match checked.and_then(|c| c.client()) {
+                Ok(h) => h,
+                Err(why) => {
+                    self.refuse_backchannel(&client.client_id, why).await?;
+                    return Ok(false);
+                }
+            }
+        } else {
+            self.http.clone()
+        };
         let token = self.logout_token(&client, session_digest, user_id)?;
-        let http = self.http.clone();
         tokio::spawn(deliver_logout(http, uri, token, client.client_id));
         Ok(true)
+    }
+
+    async fn refuse_backchannel(&self, client_id: &str, why: String) -> Result<()> {
+        tracing::warn!(client = %client_id, reason = %why, "back-channel logout refused: not a public address");
+        let (cid, now) = (client_id.to_string(), self.now());
+        self.db(move |r| {
+            crate::service::record(
+                r,
+                now,
+                &crate::service::Actor::system(),
+                "oidc.backchannel_refused",
+                &cid,
+                json!({"why": why}),
+            )
+        })
+        .await
     }
 
     fn logout_token(&self, client: &Client, session_digest: &str, user_id: &str) -> Result<String> {
