@@ -229,9 +229,21 @@ async fn a_one_time_password_opens_only_the_password_change() {
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"], "password_change_required");
 
-        // The password page works, and the new password opens everything.
+        // The password page works (but enrolling a passkey instead does not),
+        // and the new password opens everything.
         let form = b.get("/account/password").await;
         assert_eq!(form.status, 200);
+        let (st, v) = b
+            .post_json(
+                "/webauthn/register/start",
+                &serde_json::json!({"csrf": form.csrf()}),
+            )
+            .await;
+        assert_eq!(
+            (st, v["error"].as_str()),
+            (403, Some("Choose a new password before going on.")),
+            "{v}"
+        );
         let done = b
             .post(
                 "/account/password",
