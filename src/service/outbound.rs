@@ -12,7 +12,7 @@ use url::{Host, Url};
 /// A destination that passed the checks: where to connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checked {
-    /// The host name, when the URL had one (addresses need no pinning).
+    /// The host name, when the URL had one.
     pub name: Option<String>,
     pub addrs: Vec<SocketAddr>,
 }
@@ -51,16 +51,27 @@ pub async fn system_lookup(host: String, port: u16) -> std::io::Result<Vec<Socke
         .collect())
 }
 
+/// A resolver that answers every name with the checked addresses, so the
+/// client cannot fall back to resolving anything itself.
+struct Fixed(Vec<SocketAddr>);
+
+impl reqwest::dns::Resolve for Fixed {
+    fn resolve(&self, _name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let addrs = self.0.clone();
+        Box::pin(async move { Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs) })
+    }
+}
+
 impl Checked {
-    /// An HTTP client that connects only to the checked addresses.
+    /// An HTTP client that connects only to the checked addresses: no
+    /// proxy, no redirects, no resolving of its own.
     pub fn client(&self) -> Result<reqwest::Client, String> {
-        let mut b = reqwest::Client::builder()
+        reqwest::Client::builder()
             .no_proxy()
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(name) = &self.name {
-            b = b.resolve_to_addrs(name, &self.addrs);
-        }
-        b.build().map_err(|e| format!("http client: {e}"))
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(std::sync::Arc::new(Fixed(self.addrs.clone())))
+            .build()
+            .map_err(|e| format!("http client: {e}"))
     }
 }
 
@@ -93,6 +104,34 @@ mod tests {
         assert_eq!(ok.name.as_deref(), Some("rp.example.com"));
         assert_eq!(ok.addrs, vec!["93.184.216.34:443".parse().unwrap()]);
         assert!(ok.client().is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_client_connects_to_the_checked_address_only() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let n = sock.read(&mut buf).await.unwrap();
+            let host = String::from_utf8_lossy(&buf[..n]).contains("rp.example.invalid");
+            let status = if host {
+                "204 No Content"
+            } else {
+                "400 Bad Request"
+            };
+            let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+            sock.write_all(reply.as_bytes()).await.unwrap();
+        });
+        // A name nobody can resolve reaches the pinned address.
+        let pinned = Checked {
+            name: Some("rp.example.invalid".into()),
+            addrs: vec![addr],
+        };
+        let url = format!("http://rp.example.invalid:{}/", addr.port());
+        let r = pinned.client().unwrap().get(&url).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 204);
     }
 
     #[tokio::test]
