@@ -229,6 +229,10 @@ async fn a_one_time_password_opens_only_the_password_change() {
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"], "password_change_required");
 
+        // Signing out (RP-initiated) is still possible: it asks first.
+        let r = b.get("/end-session").await;
+        assert_eq!(r.status, 200, "{:?}", r.location);
+
         // The password page works (but enrolling a passkey instead does not),
         // and the new password opens everything.
         let form = b.get("/account/password").await;
