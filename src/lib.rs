@@ -36,7 +36,7 @@ pub async fn open_services(
         .map_err(|e| Error::internal(e.to_string()))??;
     let ephemeral = ephemeral::connect(&settings.ephemeral, clock.clone()).await?;
     let sealer = key_sealer(&settings)?;
-    let webauthn = Arc::new(service::webauthn::relying_party(&settings, &issuer)?);
+    let webauthn = service::webauthn::relying_party(&settings, &issuer)?.map(Arc::new);
     Ok(Services {
         webauthn,
         store: Arc::new(store),
@@ -213,6 +213,7 @@ pub async fn build_app_with_clock(settings: Settings, clock: SharedClock) -> Res
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(state.clone())
+            .wrap(actix_web::middleware::from_fn(web::bound_params))
             .wrap(web::security_headers())
             .wrap(actix_web::middleware::from_fn(web::observe))
             .configure(web::routes)

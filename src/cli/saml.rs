@@ -36,6 +36,10 @@ pub struct AddSp {
     /// Refuse unsigned AuthnRequests from this SP.
     #[arg(long = "require-signed-requests")]
     require_signed_requests: bool,
+    /// Accept unsigned LogoutRequests from this SP (one without a signing
+    /// certificate). Off by default: such an SP's logout is then refused.
+    #[arg(long = "allow-unsigned-logout")]
+    allow_unsigned_logout: bool,
     /// The weakest sign-in the SP accepts: pwd, mfa or phr.
     #[arg(long)]
     require: Option<String>,
@@ -131,6 +135,7 @@ async fn add(settings: Settings, a: AddSp) -> Result<()> {
         required_acr: a.require,
         required_role: a.require_role,
         soap_slo_url: a.soap_slo_url,
+        allow_unsigned_logout: a.allow_unsigned_logout,
     };
     let svc = services(settings).await?;
     let sp = svc.add_sp(&Actor::cli(), input).await?;

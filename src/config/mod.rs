@@ -36,6 +36,17 @@ const SECTIONS: &[&str] = &[
     "pim",
 ];
 
+/// The header a reverse proxy appends the client's address to. Only the
+/// one the proxies write is read: a client can send the other itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=…`.
+    Forwarded,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
@@ -44,6 +55,8 @@ pub struct Settings {
     pub bind: SocketAddr,
     /// Proxies whose `X-Forwarded-For` is believed, as CIDRs.
     pub trusted_proxies: Vec<IpNet>,
+    /// Which header the trusted proxies write the client's address into.
+    pub forwarded_header: ForwardedHeader,
     pub database: DatabaseSettings,
     pub ephemeral: EphemeralSettings,
     pub session: SessionSettings,
@@ -61,6 +74,7 @@ impl Default for Settings {
             issuer: None,
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
             database: DatabaseSettings::default(),
             ephemeral: EphemeralSettings::default(),
             session: SessionSettings::default(),

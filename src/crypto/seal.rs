@@ -27,6 +27,9 @@ const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::
 
 pub struct Sealer {
     cipher: Aes256Gcm,
+    /// A MAC key derived from the sealing key, so every node that shares the
+    /// sealing key computes the same tags without another secret to deploy.
+    mac_key: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -61,7 +64,8 @@ impl Sealer {
         }
         let cipher = Aes256Gcm::new_from_slice(&bytes)
             .map_err(|_| "sealing key has the wrong length".to_string())?;
-        Ok(Sealer { cipher })
+        let mac_key = Zeroizing::new(hmac_sha256(&bytes, &[b"portcullis mac key"]));
+        Ok(Sealer { cipher, mac_key })
     }
 
     /// A new random key, standard base64 (44 characters with padding).
@@ -91,6 +95,12 @@ impl Sealer {
         URL_SAFE_NO_PAD.encode(out)
     }
 
+    /// A keyed tag over `data` for one `purpose` (tags for one purpose never
+    /// verify for another).
+    pub fn mac(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
+        hmac_sha256(self.mac_key.as_ref(), &[purpose.as_bytes(), &[0], data])
+    }
+
     pub fn open(&self, sealed: &str, aad: &[u8]) -> Result<Vec<u8>, String> {
         let raw = URL_SAFE_NO_PAD
             .decode(sealed.trim())
@@ -104,6 +114,16 @@ impl Sealer {
             // GCM cannot tell these apart, and should not.
             .map_err(|_| "sealed value does not open: wrong key, wrong context, or tampered".into())
     }
+}
+
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut m =
+        <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().into()
 }
 
 #[cfg(test)]

@@ -15,6 +15,12 @@ impl fmt::Display for NameError {
 }
 
 fn check(what: &str, s: &str, max: usize, extra: &[char]) -> Result<String, NameError> {
+    // Bounded before any copy: the allowed characters are one byte each.
+    if s.len() > max + 256 {
+        return Err(NameError(format!(
+            "{what} must be at most {max} characters"
+        )));
+    }
     let s = s.trim().to_lowercase();
     if s.is_empty() {
         return Err(NameError(format!("{what} must not be empty")));

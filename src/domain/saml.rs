@@ -100,6 +100,9 @@ pub struct ServiceProvider {
     pub signing_certs: Vec<String>,
     pub encryption_cert: Option<String>,
     pub want_authn_requests_signed: bool,
+    /// Accept unsigned LogoutRequests from this SP (which has no signing
+    /// certificate): an explicit opt-in, off by default.
+    pub allow_unsigned_logout: bool,
     pub nameid_format: NameIdFormat,
     pub attributes: Vec<AttributeMapping>,
     pub sign_response: bool,

@@ -1,9 +1,15 @@
 //! In-process ephemeral store: sharded maps with expiry by the injected clock
 //! and a bound on the number of entries.
+//!
+//! Nothing live is ever evicted to make room: the entries here are throttle
+//! counters, codes, replay caches and ceremony state, and dropping one would
+//! undo a security decision. A full store refuses new entries instead (503),
+//! and refuses new anonymous work (`begin`) a little earlier, so the last
+//! tenth stays for the counters and codes of people already under way.
 
 use super::Ephemeral;
 use crate::clock::SharedClock;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -57,21 +63,19 @@ impl MemoryStore {
         shard.get_mut(key)
     }
 
-    /// Makes room for one more entry: expired ones go first, then the one
-    /// closest to expiry.
-    fn make_room(&self, shard: &mut Shard, now: DateTime<Utc>) {
-        if shard.len() < self.max_per_shard {
-            return;
+    /// Room for one more entry under `limit`: expired entries are dropped
+    /// when needed, live ones never.
+    fn has_room(shard: &mut Shard, limit: usize, now: DateTime<Utc>) -> bool {
+        if shard.len() < limit {
+            return true;
         }
         shard.retain(|_, e| e.expires > now);
-        if shard.len() >= self.max_per_shard
-            && let Some(k) = shard
-                .iter()
-                .min_by_key(|(_, e)| e.expires)
-                .map(|(k, _)| k.clone())
-        {
-            shard.remove(&k);
-        }
+        shard.len() < limit
+    }
+
+    /// The limit for anonymous work: nine tenths of a shard.
+    fn soft_limit(&self) -> usize {
+        (self.max_per_shard - self.max_per_shard / 10).max(1)
     }
 
     fn insert(
@@ -81,9 +85,10 @@ impl MemoryStore {
         value: &[u8],
         ttl: Duration,
         now: DateTime<Utc>,
-    ) {
-        if !shard.contains_key(key) {
-            self.make_room(shard, now);
+        limit: usize,
+    ) -> Result<()> {
+        if !shard.contains_key(key) && !Self::has_room(shard, limit, now) {
+            return Err(full());
         }
         shard.insert(
             key.to_string(),
@@ -92,6 +97,7 @@ impl MemoryStore {
                 expires: now + to_chrono(ttl),
             },
         );
+        Ok(())
     }
 }
 
@@ -100,8 +106,13 @@ impl Ephemeral for MemoryStore {
     async fn put_ttl(&self, key: &str, value: &[u8], ttl: Duration) -> Result<()> {
         let now = self.clock.now();
         let mut shard = self.shard(key);
-        self.insert(&mut shard, key, value, ttl, now);
-        Ok(())
+        self.insert(&mut shard, key, value, ttl, now, self.max_per_shard)
+    }
+
+    async fn begin(&self, key: &str, value: &[u8], ttl: Duration) -> Result<()> {
+        let now = self.clock.now();
+        let mut shard = self.shard(key);
+        self.insert(&mut shard, key, value, ttl, now, self.soft_limit())
     }
 
     async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
@@ -110,7 +121,7 @@ impl Ephemeral for MemoryStore {
         if Self::live(&mut shard, key, now).is_some() {
             return Ok(false);
         }
-        self.insert(&mut shard, key, value, ttl, now);
+        self.insert(&mut shard, key, value, ttl, now, self.max_per_shard)?;
         Ok(true)
     }
 
@@ -137,7 +148,7 @@ impl Ephemeral for MemoryStore {
             e.value = n.to_string().into_bytes();
             return Ok(n);
         }
-        self.insert(&mut shard, key, b"1", ttl, now);
+        self.insert(&mut shard, key, b"1", ttl, now, self.max_per_shard)?;
         Ok(1)
     }
 
@@ -160,6 +171,13 @@ impl Ephemeral for MemoryStore {
     }
 }
 
+fn full() -> Error {
+    Error::new(
+        crate::error::ErrorKind::Unavailable,
+        "the server is too busy to start this now (the in-memory store is full; see ephemeral.max_entries); try again in a few minutes",
+    )
+}
+
 fn parse_count(v: &[u8]) -> u64 {
     std::str::from_utf8(v)
         .ok()
@@ -171,30 +189,62 @@ fn parse_count(v: &[u8]) -> u64 {
 mod tests {
     use super::*;
     use crate::clock::FixedClock;
-    use std::sync::Arc;
+    use crate::error::ErrorKind;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
+    }
 
     #[tokio::test]
-    async fn bound_evicts_the_entry_closest_to_expiry() {
-        let clock = FixedClock::new(DateTime::from_timestamp(1_700_000_000, 0).unwrap());
-        // One entry per shard.
-        let store = MemoryStore::new(SHARDS, clock.clone());
-        let total: usize = 200;
-        for i in 0..total {
-            store
-                .put_ttl(&format!("k{i}"), b"v", Duration::from_secs(60 + i as u64))
+    async fn a_full_store_refuses_instead_of_evicting() {
+        let clock = FixedClock::new(t(0));
+        // Ten entries per shard.
+        let store = MemoryStore::new(SHARDS * 10, clock.clone());
+        let counter = "fail:account:alice";
+        store.incr(counter, Duration::from_secs(900)).await.unwrap();
+        let mut refused = 0;
+        for i in 0..(SHARDS * 20) {
+            if let Err(e) = store
+                .put_ttl(&format!("k{i}"), b"v", Duration::from_secs(7200))
                 .await
-                .unwrap();
+            {
+                assert_eq!(e.kind, ErrorKind::Unavailable);
+                refused += 1;
+            }
+        }
+        assert!(refused > 0, "the bound was never reached");
+        // The counter, nearest to expiry, is still there and still counts.
+        assert_eq!(
+            store.incr(counter, Duration::from_secs(900)).await.unwrap(),
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn anonymous_work_stops_first_and_expired_entries_make_room() {
+        let clock = FixedClock::new(t(0));
+        let store = MemoryStore::new(SHARDS * 10, clock.clone());
+        let mut began = 0;
+        for i in 0..(SHARDS * 20) {
+            if store
+                .begin(&format!("tx{i}"), b"v", Duration::from_secs(60))
+                .await
+                .is_ok()
+            {
+                began += 1;
+            }
+        }
+        assert!(began <= SHARDS * 9, "began {began}");
+        // Security state still fits beside the refused anonymous work.
+        for i in 0..SHARDS {
+            let _ = store.incr(&format!("c{i}"), Duration::from_secs(60)).await;
         }
         let held: usize = store.shards.iter().map(|s| s.lock().unwrap().len()).sum();
-        assert!(held <= SHARDS, "held {held}");
-        // The newest (longest-lived) key survives.
-        assert!(
-            store
-                .get(&format!("k{}", total - 1))
-                .await
-                .unwrap()
-                .is_some()
-        );
-        let _ = Arc::clone(&store.clock);
+        assert!(held > began, "no headroom was left");
+        clock.set(t(61));
+        store
+            .begin("tx-late", b"v", Duration::from_secs(60))
+            .await
+            .unwrap();
     }
 }

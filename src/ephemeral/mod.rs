@@ -21,6 +21,13 @@ use std::time::Duration;
 pub trait Ephemeral: Send + Sync + 'static {
     /// Stores `value` under `key` for `ttl`, replacing what was there.
     async fn put_ttl(&self, key: &str, value: &[u8], ttl: Duration) -> Result<()>;
+    /// Stores the state of new work anyone may start (a login transaction, a
+    /// ceremony). Unlike `put_ttl` it is refused while the store is nearly
+    /// full, so anonymous traffic cannot take the room that counters and
+    /// codes need.
+    async fn begin(&self, key: &str, value: &[u8], ttl: Duration) -> Result<()> {
+        self.put_ttl(key, value, ttl).await
+    }
     /// Stores only when `key` is absent; false when it was present. Replay caches use this.
     async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool>;
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
@@ -48,5 +55,29 @@ pub async fn connect(settings: &EphemeralSettings, clock: SharedClock) -> Result
         Ok(Arc::new(
             RedisStore::connect(url, &settings.key_prefix).await?,
         ))
+    }
+}
+
+/// True for a Redis `maxmemory-policy` that may drop keys of this store:
+/// every `allkeys-*` policy, and every `volatile-*` one too, since every key
+/// here has an expiry. Only `noeviction` keeps security state.
+pub fn evicts(policy: &str) -> bool {
+    policy != "noeviction"
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_noeviction_keeps_security_state() {
+        assert!(!super::evicts("noeviction"));
+        for p in [
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "volatile-lru",
+            "volatile-ttl",
+        ] {
+            assert!(super::evicts(p), "{p}");
+        }
     }
 }

@@ -127,6 +127,23 @@ impl Ephemeral for RedisStore {
         redis::cmd("PING")
             .query_async::<()>(&mut self.conn.clone())
             .await
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        // Some managed services hide CONFIG; then the policy cannot be known.
+        let policy: Option<Vec<String>> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .query_async(&mut self.conn.clone())
+            .await
+            .ok();
+        match policy.as_deref() {
+            Some([_, p]) if super::evicts(p) => Err(Error::new(
+                crate::error::ErrorKind::Unavailable,
+                format!(
+                    "redis maxmemory-policy is {p}: Redis may evict throttle counters, codes and replay caches \
+                 (every key here has an expiry); set maxmemory-policy noeviction"
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 }

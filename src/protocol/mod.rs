@@ -6,6 +6,7 @@ pub mod lifecycle;
 pub mod login;
 pub mod mfa;
 pub mod oidc;
+pub mod params;
 pub mod pim;
 pub mod saml;
 pub mod webauthn;

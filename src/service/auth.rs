@@ -90,7 +90,10 @@ pub(super) fn locked(retry_after: std::time::Duration) -> Error {
 }
 
 fn ip_key(ip: &str) -> String {
-    format!("loginfail:ip:{ip}")
+    format!(
+        "loginfail:ip:{}",
+        crate::protocol::client_ip::throttle_unit(ip)
+    )
 }
 
 /// Client details recorded with a session.
@@ -134,6 +137,68 @@ impl Services {
         Ok(decision)
     }
 
+    /// A sign-in with a name no account can have: counted against the
+    /// address (so a flood of them ends in a lock), and recorded once per
+    /// lock period under a fixed actor, never with the name sent.
+    async fn refuse_malformed_name(&self, ip: &str, client: &ClientInfo) -> LoginFailure {
+        let result = async {
+            if let ThrottleDecision::Locked { retry_after } = self.throttle_decision("", ip).await?
+            {
+                return Ok(LoginFailure {
+                    outcome: LoginOutcome::Throttled,
+                    error: locked(retry_after),
+                });
+            }
+            self.ephemeral
+                .incr(&ip_key(ip), self.settings.login.lockout)
+                .await?;
+            let actor = Actor::user("(malformed username)", client.ip.clone());
+            self.note_once(
+                &format!("malformed:{ip}"),
+                actor,
+                "login.refused",
+                String::new(),
+            )
+            .await?;
+            Ok(LoginFailure {
+                outcome: LoginOutcome::BadCredentials,
+                error: Error::new(
+                    ErrorKind::Unauthenticated,
+                    "That is not a valid username: at most 64 letters, digits and . _ - @.",
+                ),
+            })
+        };
+        result.await.unwrap_or_else(|e: Error| LoginFailure {
+            outcome: LoginOutcome::BadCredentials,
+            error: e,
+        })
+    }
+
+    /// Records `action` at most once per lockout period for `key`, so a
+    /// flood of refused attempts cannot grow the audit trail without bound.
+    async fn note_once(
+        &self,
+        key: &str,
+        actor: Actor,
+        action: &'static str,
+        subject: String,
+    ) -> Result<()> {
+        let first = self
+            .ephemeral
+            .put_if_absent(
+                &format!("noted:{}", crate::crypto::sha256_hex(key.as_bytes())),
+                b"1",
+                self.settings.login.lockout,
+            )
+            .await?;
+        if first {
+            let now = self.now();
+            self.db(move |r| record(r, now, &actor, action, &subject, json!({})))
+                .await?;
+        }
+        Ok(())
+    }
+
     pub(super) async fn count_failure(&self, username: &str, ip: &str) -> Result<()> {
         let lockout = self.settings.login.lockout;
         self.ephemeral.incr(&account_key(username), lockout).await?;
@@ -151,8 +216,13 @@ impl Services {
     ) -> Result<PasswordOk, LoginFailure> {
         let fail = |outcome, error| LoginFailure { outcome, error };
         let internal = |e: Error| fail(LoginOutcome::BadCredentials, e);
-        let name_key = username.trim().to_lowercase();
         let ip = client.ip.clone().unwrap_or_else(|| "unknown".into());
+        // Bounded before any lookup, counter or record: a name outside the
+        // grammar never reaches the store or the audit trail.
+        let Ok(name) = Username::parse(username) else {
+            return Err(self.refuse_malformed_name(&ip, client).await);
+        };
+        let name_key = name.as_str().to_string();
         let actor = Actor::user(&name_key, client.ip.clone());
 
         if let ThrottleDecision::Locked { retry_after } = self
@@ -160,33 +230,34 @@ impl Services {
             .await
             .map_err(internal)?
         {
-            let now = self.now();
             let (a, subject) = (actor.clone(), name_key.clone());
-            self.db(move |r| record(r, now, &a, "login.throttled", &subject, json!({})))
-                .await
-                .map_err(internal)?;
+            self.note_once(
+                &format!("throttled:{ip}:{name_key}"),
+                a,
+                "login.throttled",
+                subject,
+            )
+            .await
+            .map_err(internal)?;
             return Err(fail(LoginOutcome::Throttled, locked(retry_after)));
         }
 
-        let found = match Username::parse(username) {
-            Ok(name) => self
-                .db(move |r| {
-                    let Some(user) = r.user_by_username(&name)? else {
-                        return Ok(None);
-                    };
-                    let cred = r.password(&user.id)?;
-                    Ok(Some((user, cred)))
-                })
-                .await
-                .map_err(internal)?,
-            Err(_) => None,
-        };
+        let found = self
+            .db(move |r| {
+                let Some(user) = r.user_by_username(&name)? else {
+                    return Ok(None);
+                };
+                let cred = r.password(&user.id)?;
+                Ok(Some((user, cred)))
+            })
+            .await
+            .map_err(internal)?;
 
         let pw = password.to_string();
         let (user, cred) = match found {
             Some((user, Some(cred))) => {
                 let phc = cred.hash.clone();
-                let ok = Self::cpu(move || verify_password(&pw, &phc))
+                let ok = Self::hashing(move || verify_password(&pw, &phc))
                     .await
                     .map_err(internal)?;
                 if ok {
@@ -197,7 +268,7 @@ impl Services {
             }
             _ => {
                 // Same cost as a real check, so timing does not tell.
-                Self::cpu(move || verify_against_dummy(&pw))
+                Self::hashing(move || verify_against_dummy(&pw))
                     .await
                     .map_err(internal)?;
                 (None, None)
@@ -474,7 +545,7 @@ impl Services {
                 ));
             };
             let (cur, phc) = (current.to_string(), cred.hash);
-            if !Self::cpu(move || verify_password(&cur, &phc)).await? {
+            if !Self::hashing(move || verify_password(&cur, &phc)).await? {
                 return Err(Error::new(
                     ErrorKind::Unauthenticated,
                     "The current password is incorrect.",
@@ -482,7 +553,7 @@ impl Services {
             }
         }
         let new_pw = new.to_string();
-        let hash = Self::cpu(move || hash_password(&new_pw))
+        let hash = Self::hashing(move || hash_password(&new_pw))
             .await?
             .map_err(Error::internal)?;
         let now = self.now();

@@ -23,7 +23,7 @@ impl Services {
         }
         let password = random_token();
         let pw = password.clone();
-        let hash = Self::cpu(move || hash_password(&pw))
+        let hash = Self::hashing(move || hash_password(&pw))
             .await?
             .map_err(Error::internal)?;
         let now = self.now();

@@ -92,6 +92,11 @@ impl KeyCache {
         self.sealer.seal(data, aad)
     }
 
+    /// A keyed tag (HMAC) for `purpose`, the same on every node.
+    pub fn mac(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
+        self.sealer.mac(purpose, data)
+    }
+
     pub fn open(&self, sealed: &str, aad: &[u8]) -> Result<Vec<u8>> {
         self.sealer
             .open(sealed, aad)

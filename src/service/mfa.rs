@@ -168,7 +168,7 @@ impl Services {
     async fn hashed_recovery_codes(&self) -> Result<(Vec<String>, Vec<String>)> {
         let codes = new_recovery_codes();
         let plain: Vec<String> = codes.iter().map(|c| normalise_recovery_code(c)).collect();
-        let hashes = Self::cpu(move || {
+        let hashes = Self::hashing(move || {
             plain
                 .iter()
                 .map(|c| hash_password(c))
@@ -355,7 +355,7 @@ impl Services {
             .filter(|c| !c.used)
             .map(|c| (c.id, c.code_hash))
             .collect();
-        let found = Self::cpu(move || {
+        let found = Self::hashing(move || {
             candidates
                 .into_iter()
                 .find(|(_, h)| verify_password(&normal, h))

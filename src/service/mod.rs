@@ -38,8 +38,9 @@ pub struct Services {
     pub issuer: String,
     /// Outgoing HTTP (back-channel logout), pooled.
     pub http: reqwest::Client,
-    /// The WebAuthn relying party (passkeys, security keys).
-    pub webauthn: Arc<webauthn_rs::Webauthn>,
+    /// The WebAuthn relying party (passkeys, security keys); `None` when
+    /// the issuer is an IP address and no `webauthn.rp_id` is set.
+    pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
 }
 
 /// Who caused an action, for the audit trail.
@@ -89,7 +90,35 @@ impl Services {
             .map_err(|e| Error::internal(format!("database task failed: {e}")))?
     }
 
-    /// Runs CPU-heavy work (password hashing) off the async workers.
+    /// Runs password hashing or verification (Argon2id: 19 MiB and tens of
+    /// milliseconds each) off the async workers, at most two per core at
+    /// once: a flood of sign-ins waits its turn (up to 5 s, then 503)
+    /// instead of taking every blocking thread and gigabytes of memory.
+    pub async fn hashing<T, F>(f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+        let permits = PERMITS.get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            tokio::sync::Semaphore::new(cores * 2)
+        });
+        let permit = tokio::time::timeout(std::time::Duration::from_secs(5), permits.acquire())
+            .await
+            .map_err(|_| {
+                Error::new(
+                    crate::error::ErrorKind::Unavailable,
+                    "Too many sign-ins at once; please try again in a moment.",
+                )
+            })?
+            .map_err(|e| Error::internal(format!("hashing limiter: {e}")))?;
+        let out = Self::cpu(f).await;
+        drop(permit);
+        out
+    }
+
+    /// Runs CPU-heavy work (key generation, encryption) off the async workers.
     pub async fn cpu<T, F>(f: F) -> Result<T>
     where
         T: Send + 'static,

@@ -31,7 +31,7 @@ impl Services {
     /// username, the authenticator offers the user's discoverable passkeys.
     pub async fn start_passkey_signin(&self) -> Result<Challenge<RequestChallengeResponse>> {
         let (options, state) = self
-            .webauthn
+            .rp()?
             .start_discoverable_authentication()
             .map_err(|e| Error::internal(format!("webauthn start: {e}")))?;
         let ceremony = self.put_ceremony(&Ceremony::SignIn { state }).await?;
@@ -49,7 +49,7 @@ impl Services {
             return Err(ceremony_expired());
         };
         let (handle, _) = self
-            .webauthn
+            .rp()?
             .identify_discoverable_authentication(response)
             .map_err(|_| not_verified())?;
         let stored = self.credential_for(response, None, client).await?;
@@ -58,7 +58,7 @@ impl Services {
         }
         let passkey = parse_passkey(&stored)?;
         let outcome = self
-            .webauthn
+            .rp()?
             .finish_discoverable_authentication_v2(response, state, &passkey);
         let proven = self.settle(stored, passkey, outcome, client).await?;
         let actor = Actor::user(proven.user.username.as_str(), client.ip.clone());
@@ -185,7 +185,7 @@ impl Services {
                 "You have no passkey yet. Add one on your security page.",
             ));
         }
-        self.webauthn
+        self.rp()?
             .start_passkey_authentication(&keys)
             .map_err(|e| Error::internal(format!("webauthn start: {e}")))
     }
@@ -202,7 +202,7 @@ impl Services {
             .credential_for(response, Some(&user.id), client)
             .await?;
         let passkey = parse_passkey(&stored)?;
-        let outcome = self.webauthn.finish_passkey_authentication(response, state);
+        let outcome = self.rp()?.finish_passkey_authentication(response, state);
         self.settle(stored, passkey, outcome, client).await
     }
 

@@ -23,16 +23,47 @@ const CEREMONY_TTL: Duration = Duration::from_secs(5 * 60);
 
 /// Builds the relying party from the settings: the RP ID is the issuer's
 /// host unless configured, and the issuer is the only allowed origin.
-pub fn relying_party(settings: &Settings, issuer: &str) -> Result<Webauthn> {
-    let origin = Url::parse(issuer).map_err(|e| Error::internal(format!("issuer: {e}")))?;
-    let host = origin
-        .host_str()
-        .ok_or_else(|| Error::internal("issuer has no host"))?
-        .to_string();
-    let rp_id = settings.webauthn.rp_id.clone().unwrap_or(host);
+/// The WebAuthn relying party, or `None` (passkeys off, with one warning)
+/// when the issuer is an IP address and no `webauthn.rp_id` is set:
+/// browsers accept only a domain as relying-party ID.
+pub fn relying_party(settings: &Settings, issuer: &str) -> Result<Option<Webauthn>> {
+    let origin =
+        Url::parse(issuer).map_err(|e| Error::invalid(format!("`issuer` is not a URL: {e}")))?;
+    let Some(host) = origin.host_str().map(str::to_string) else {
+        return Err(Error::invalid("`issuer` has no host name"));
+    };
+    let rp_id = match &settings.webauthn.rp_id {
+        Some(id) => id.clone(),
+        None if matches!(origin.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_))) => {
+            tracing::warn!(
+                "passkeys are off: the issuer {issuer} is an IP address, and WebAuthn needs a domain; \
+                 set webauthn.rp_id (and an issuer on that domain) to turn them on"
+            );
+            return Ok(None);
+        }
+        None => host,
+    };
     WebauthnBuilder::new(&rp_id, &origin)
         .and_then(|b| b.rp_name(&settings.webauthn.rp_name).build())
-        .map_err(|e| Error::internal(format!("webauthn relying party {rp_id}: {e}")))
+        .map(Some)
+        .map_err(|e| {
+            Error::invalid(format!(
+                "`webauthn.rp_id` {rp_id} does not fit the issuer {issuer}: it must be the issuer's host \
+                 or a domain the host belongs to ({e})"
+            ))
+        })
+}
+
+impl Services {
+    /// The relying party; a clear refusal when passkeys are off.
+    pub(super) fn rp(&self) -> Result<&Webauthn> {
+        self.webauthn.as_deref().ok_or_else(|| {
+            Error::new(
+                crate::error::ErrorKind::Unavailable,
+                "Passkeys are turned off on this server (its address is an IP address; the administrator can set webauthn.rp_id).",
+            )
+        })
+    }
 }
 
 /// A ceremony in flight, keyed by a random ID the browser sends back.
@@ -119,7 +150,7 @@ impl Services {
         let id = random_token();
         let bytes = serde_json::to_vec(c).map_err(|e| Error::internal(e.to_string()))?;
         self.ephemeral
-            .put_ttl(&ceremony_key(&id), &bytes, CEREMONY_TTL)
+            .begin(&ceremony_key(&id), &bytes, CEREMONY_TTL)
             .await?;
         Ok(id)
     }
@@ -162,7 +193,7 @@ impl Services {
             .map(|p| p.cred_id().clone())
             .collect();
         let (mut ccr, state) = self
-            .webauthn
+            .rp()?
             .start_passkey_registration(
                 user_handle(&user.id)?,
                 user.username.as_str(),
@@ -256,7 +287,7 @@ impl Services {
         actor: &Actor,
     ) -> Result<StoredPasskey> {
         let passkey = self
-            .webauthn
+            .rp()?
             .finish_passkey_registration(response, state)
             .map_err(|e| {
                 Error::invalid("The passkey could not be registered. Please try again.")

@@ -76,7 +76,11 @@ async fn login_page(req: &HttpRequest, state: &State, v: LoginView<'_>) -> PageR
     let page = LoginPage {
         csrf: &csrf.token,
         next: v.next,
-        username: v.username,
+        // Refilled for convenience, never longer than a username can be.
+        username: v
+            .username
+            .get(..v.username.floor_char_boundary(64))
+            .unwrap_or(""),
         error: v.error,
         notice: v.notice,
     };

@@ -1,6 +1,10 @@
 //! One middleware for every request: a request ID (kept from `X-Request-Id`
 //! when sane, else new), a tracing span carrying it, an access log line and
 //! the request metrics.
+//!
+//! Logs name the route pattern (`/invite/{token}`), never the raw path or
+//! query: paths and queries carry invitation secrets, codes, transaction IDs
+//! and SAML messages.
 
 use super::State;
 use actix_web::body::MessageBody;
@@ -35,8 +39,7 @@ pub async fn observe(
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
     let state = req.app_data::<State>().cloned();
-    let span =
-        tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
+    let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
     let result = next.call(req).instrument(span.clone()).await;
     let status = match &result {
         Ok(res) => res.status(),
@@ -51,7 +54,6 @@ pub async fn observe(
     span.in_scope(|| {
         tracing::info!(
             status = status.as_u16(),
-            route = %route,
             latency_ms = elapsed.as_secs_f64() * 1000.0,
             "handled"
         )

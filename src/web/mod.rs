@@ -2,6 +2,7 @@
 //! Only this module knows actix, cookies and askama.
 
 mod account;
+pub mod limits;
 mod login;
 pub mod metrics;
 mod middleware;
@@ -15,6 +16,7 @@ mod pim_api;
 pub(crate) mod saml;
 mod security;
 
+pub use limits::bound_params;
 pub use metrics::Metrics;
 pub use middleware::observe;
 

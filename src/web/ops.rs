@@ -25,9 +25,19 @@ pub async fn readyz(state: State) -> HttpResponse {
     }
     let eph = tokio::time::timeout(CHECK_TIMEOUT, state.services.ephemeral.ping()).await;
     let eph_ok = matches!(eph, Ok(Ok(())));
-    if !eph_ok {
-        tracing::warn!("readiness: ephemeral store unreachable");
-    }
+    // An answer that is not ready (an evicting Redis policy) says why; an
+    // unreachable store says only that.
+    let eph_word = match &eph {
+        Ok(Ok(())) => "ok".to_string(),
+        Ok(Err(e)) if e.kind == crate::error::ErrorKind::Unavailable && e.detail().is_none() => {
+            tracing::warn!(error = %e, "readiness: ephemeral store not safe to use");
+            e.public().to_string()
+        }
+        _ => {
+            tracing::warn!("readiness: ephemeral store unreachable");
+            "unreachable".to_string()
+        }
+    };
     let word = |ok| if ok { "ok" } else { "unreachable" };
     let ready = db_ok && eph_ok;
     let status = if ready {
@@ -40,7 +50,7 @@ pub async fn readyz(state: State) -> HttpResponse {
         .json(json!({
             "status": if ready { "ready" } else { "unavailable" },
             "database": word(db_ok),
-            "ephemeral": word(eph_ok),
+            "ephemeral": eph_word,
         }))
 }
 

@@ -13,7 +13,8 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
 use std::fmt;
 
-/// Cookie that binds CSRF tokens to one browser.
+/// Cookie that identifies one browser: CSRF tokens and multi-step
+/// transactions (authorization, consent) are bound to it.
 pub const CSRF_COOKIE: &str = "portcullis_csrf";
 
 /// The Content-Security-Policy of every page; `form_action` lists where its
@@ -132,11 +133,22 @@ pub fn see_other(location: &str) -> HttpResponse {
 
 pub fn client_info(req: &HttpRequest, state: &AppState) -> ClientInfo {
     let peer = req.peer_addr().map(|a| a.ip());
-    let xff = req
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    let ip = peer.map(|p| client_ip::resolve(p, xff, &state.services.settings.trusted_proxies));
+    let settings = &state.services.settings;
+    // Read only when a proxy is trusted: otherwise the peer is the client.
+    let hops = if settings.trusted_proxies.is_empty() {
+        None
+    } else {
+        let lines = |name| req.headers().get_all(name).filter_map(|v| v.to_str().ok());
+        match settings.forwarded_header {
+            crate::config::ForwardedHeader::XForwardedFor => {
+                client_ip::join_lines(lines("x-forwarded-for"))
+            }
+            crate::config::ForwardedHeader::Forwarded => {
+                client_ip::forwarded_to_list(lines("forwarded"))
+            }
+        }
+    };
+    let ip = peer.map(|p| client_ip::resolve(p, hops.as_deref(), &settings.trusted_proxies));
     ClientInfo {
         ip: ip.map(|i| i.to_string()),
         user_agent: req
@@ -177,24 +189,28 @@ pub fn session_token(req: &HttpRequest, state: &AppState) -> Option<String> {
         .map(|c| c.value().to_string())
 }
 
-/// A CSRF token for a form on this page, and the binding cookie to set when
-/// the browser does not have one yet.
-pub struct CsrfForm {
-    pub token: String,
+/// The browser's binding cookie, and the cookie to set when it is new.
+#[derive(Clone)]
+pub struct Browser {
+    pub binding: String,
     pub new_cookie: Option<Cookie<'static>>,
 }
 
-impl CsrfForm {
-    pub async fn issue(req: &HttpRequest, state: &State) -> Result<Self, PageError> {
-        let (binding, new_cookie) = match req.cookie(CSRF_COOKIE) {
-            Some(c) if !c.value().is_empty() => (c.value().to_string(), None),
+impl Browser {
+    pub fn of(req: &HttpRequest, state: &State) -> Self {
+        match req.cookie(CSRF_COOKIE) {
+            Some(c) if !c.value().is_empty() && c.value().len() <= 128 => Self {
+                binding: c.value().to_string(),
+                new_cookie: None,
+            },
             _ => {
                 let b = crate::crypto::random_token();
-                (b.clone(), Some(cookie(state, CSRF_COOKIE, b)))
+                Self {
+                    binding: b.clone(),
+                    new_cookie: Some(cookie(state, CSRF_COOKIE, b)),
+                }
             }
-        };
-        let token = state.services.issue_csrf(&binding).await?;
-        Ok(Self { token, new_cookie })
+        }
     }
 
     /// Adds the binding cookie, if new, to a response.
@@ -206,13 +222,48 @@ impl CsrfForm {
     }
 }
 
+/// A CSRF token for a form on this page, and the binding cookie to set when
+/// the browser does not have one yet.
+pub struct CsrfForm {
+    pub token: String,
+    pub new_cookie: Option<Cookie<'static>>,
+}
+
+impl CsrfForm {
+    pub async fn issue(req: &HttpRequest, state: &State) -> Result<Self, PageError> {
+        Self::for_browser(state, &Browser::of(req, state)).await
+    }
+
+    pub async fn for_browser(state: &State, b: &Browser) -> Result<Self, PageError> {
+        let token = state.services.issue_csrf(&b.binding).await?;
+        Ok(Self {
+            token,
+            new_cookie: b.new_cookie.clone(),
+        })
+    }
+
+    /// Adds the binding cookie, if new, to a response.
+    pub fn attach(&self, mut res: HttpResponse) -> HttpResponse {
+        if let Some(c) = &self.new_cookie {
+            let _ = res.add_cookie(c);
+        }
+        res
+    }
+}
+
+/// The binding cookie's value, empty when the browser has none.
+pub fn browser_binding(req: &HttpRequest) -> String {
+    req.cookie(CSRF_COOKIE)
+        .map(|c| c.value().to_string())
+        .unwrap_or_default()
+}
+
 /// True when the submitted token belongs to this browser.
 pub async fn csrf_ok(req: &HttpRequest, state: &State, token: &str) -> Result<bool, PageError> {
-    let binding = req
-        .cookie(CSRF_COOKIE)
-        .map(|c| c.value().to_string())
-        .unwrap_or_default();
-    Ok(state.services.check_csrf(token, &binding).await?)
+    Ok(state
+        .services
+        .check_csrf(token, &browser_binding(req))
+        .await?)
 }
 
 pub const CSRF_FAILED: &str =

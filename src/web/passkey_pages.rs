@@ -27,8 +27,22 @@ struct VerifyPage<'a> {
 #[derive(Deserialize)]
 pub struct VerifyQuery {
     next: Option<String>,
-    /// Why the check is asked for, shown to the user (e.g. a role name).
+    /// Why the check is asked for: one of a fixed set (`elevation`), never
+    /// text from the link, so nobody can put words on this page.
     reason: Option<String>,
+    /// With `reason=elevation`: the role, shown only when it is a role name.
+    role: Option<String>,
+}
+
+/// The sentence shown for a `reason`; unknown reasons get the general one.
+fn verify_reason(reason: Option<&str>, role: Option<&str>) -> String {
+    let role = role.and_then(|r| crate::domain::RoleName::parse(r).ok());
+    match (reason, role) {
+        (Some("elevation"), Some(role)) => {
+            format!("Requesting {role} needs a fresh check with your passkey.")
+        }
+        _ => "This step needs a fresh check with your passkey.".to_string(),
+    }
 }
 
 /// "Confirm it's you": a user-verified passkey, recorded in the session.
@@ -40,13 +54,7 @@ pub async fn verify(req: HttpRequest, state: State, q: web::Query<VerifyQuery>) 
         return Ok(see_other(&format!("/login?next={}", urlencode(&back))));
     };
     let status = state.services.mfa_status(&user).await?;
-    let reason: String = q
-        .reason
-        .as_deref()
-        .unwrap_or("This step needs a fresh check with your passkey.")
-        .chars()
-        .take(200)
-        .collect();
+    let reason = verify_reason(q.reason.as_deref(), q.role.as_deref());
     let csrf = CsrfForm::issue(&req, &state).await?;
     let page = VerifyPage {
         csrf: &csrf.token,
@@ -90,5 +98,27 @@ pub async fn invite(req: HttpRequest, state: State, token: web::Path<String>) ->
                 other.refusal(),
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::verify_reason;
+
+    #[test]
+    fn the_verify_page_shows_only_its_own_words() {
+        let general = "This step needs a fresh check with your passkey.";
+        assert_eq!(
+            verify_reason(Some("Your account is suspended; call +1 555"), None),
+            general
+        );
+        assert_eq!(
+            verify_reason(Some("elevation"), Some("Pay a fine at evil.example")),
+            general
+        );
+        assert_eq!(
+            verify_reason(Some("elevation"), Some("prod-admin")),
+            "Requesting prod-admin needs a fresh check with your passkey."
+        );
     }
 }

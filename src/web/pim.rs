@@ -392,14 +392,10 @@ pub async fn submit_request(
                 urlencode(&form.ticket),
                 urlencode(next.as_deref().unwrap_or(""))
             );
-            let why = format!(
-                "Requesting {} needs a fresh check with your passkey.",
-                form.role
-            );
             Ok(see_other(&format!(
-                "/account/verify?next={}&reason={}",
+                "/account/verify?next={}&reason=elevation&role={}",
                 urlencode(&back),
-                urlencode(&why)
+                urlencode(&form.role)
             )))
         }
         Err(e)

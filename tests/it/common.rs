@@ -360,3 +360,67 @@ impl Browser {
         })
     }
 }
+
+/// A Redis server of one test's own, on a free port; stopped on drop.
+pub struct PrivateRedis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl PrivateRedis {
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn config_set(&self, key: &str, value: &str) {
+        let ok = std::process::Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "CONFIG", "SET", key, value])
+            .output()
+            .expect("redis-cli runs");
+        assert!(ok.status.success());
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `redis-server` with `args`, or says the test was skipped when
+/// the command is not installed.
+pub fn private_redis(args: &[&str]) -> Option<PrivateRedis> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = match std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "no"])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(_) => {
+            skip("a private Redis server", "the redis-server command");
+            return None;
+        }
+    };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(PrivateRedis { child, port });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("redis-server did not start");
+}

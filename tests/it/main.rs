@@ -2,6 +2,7 @@
 //! PostgreSQL and Redis cases run when `PORTCULLIS_TEST_DATABASE_URL` /
 //! `PORTCULLIS_TEST_REDIS_URL` are set and say that they were skipped otherwise.
 
+mod attack;
 mod browser;
 mod browser_pim;
 #[allow(dead_code)]
@@ -20,7 +21,9 @@ mod pim;
 mod policy;
 mod privileged_app;
 mod saml;
+mod saml_logout_scope;
 mod saml_signed;
 mod saml_slo;
+mod saml_wrapping;
 mod serve;
 mod store;

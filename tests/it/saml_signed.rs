@@ -12,13 +12,13 @@ use samael::crypto::{Crypto, CryptoProvider};
 use samael::idp::{CertificateParams, IdentityProvider};
 use std::str::FromStr;
 
-struct SpKey {
-    pkey: PKey<Private>,
-    der: Vec<u8>,
-    cert_b64: String,
+pub struct SpKey {
+    pub pkey: PKey<Private>,
+    pub der: Vec<u8>,
+    pub cert_b64: String,
 }
 
-fn sp_key() -> SpKey {
+pub fn sp_key() -> SpKey {
     let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
     let der = rsa.private_key_to_der().unwrap();
     let pkey = PKey::from_rsa(rsa).unwrap();
@@ -37,7 +37,7 @@ fn sp_key() -> SpKey {
     }
 }
 
-async fn setup(key: &SpKey) -> TestServer {
+pub async fn setup(key: &SpKey) -> TestServer {
     let srv = TestServer::start_now(Backend::Embedded).await;
     srv.user("lou").await;
     srv.services
@@ -58,7 +58,7 @@ async fn setup(key: &SpKey) -> TestServer {
     srv
 }
 
-fn status_of(body: &str) -> String {
+pub fn status_of(body: &str) -> String {
     decode(&field_value(body, "SAMLResponse").expect("a SAML response"))
 }
 
@@ -120,7 +120,7 @@ async fn signed_redirect_requests_are_verified_and_tampering_is_refused() {
     assert!(xml.contains("RequestDenied"), "{xml}");
 }
 
-fn signed_post_request(srv: &TestServer, key: &SpKey, id: &str) -> String {
+pub fn signed_post_request(srv: &TestServer, key: &SpKey, id: &str) -> String {
     let template = portcullis::protocol::saml::response::signature_template(id, &key.cert_b64);
     let xml = authn_request(srv, id, "").replacen(
         "</saml:Issuer>",

@@ -9,11 +9,17 @@ use portcullis::service::saml::registry::SpInput;
 use samael::crypto::{CertificateDer, Crypto, CryptoProvider, UrlVerifier};
 use std::io::Read;
 
-const A: &str = "https://a.example/saml";
-const B: &str = "https://b.example/saml";
+pub const A: &str = "https://a.example/saml";
+pub const B: &str = "https://b.example/saml";
 
-async fn setup() -> TestServer {
-    let srv = TestServer::start_now(Backend::Embedded).await;
+pub async fn setup() -> TestServer {
+    setup_on(Backend::Embedded).await
+}
+
+/// A (Redirect SLO, no certificate, unsigned logout allowed) and B (POST
+/// SLO, no certificate, no opt-in), and the user max.
+pub async fn setup_on(backend: Backend) -> TestServer {
+    let srv = TestServer::start_now(backend).await;
     srv.user("max").await;
     srv.services
         .add_sp(
@@ -22,6 +28,7 @@ async fn setup() -> TestServer {
                 entity_id: Some(A.into()),
                 acs_urls: vec![crate::saml::ACS.into()],
                 slo_url: Some("http://localhost:9999/a/slo".into()),
+                allow_unsigned_logout: true,
                 sign_response: true,
                 sign_assertion: true,
                 ..SpInput::default()
@@ -49,7 +56,7 @@ async fn setup() -> TestServer {
 }
 
 /// Signs in to SP `entity` and returns the SessionIndex it received.
-async fn sso(srv: &TestServer, b: &Browser, entity: &str, id: &str) -> (String, String) {
+pub async fn sso(srv: &TestServer, b: &Browser, entity: &str, id: &str) -> (String, String) {
     let xml = authn_request(srv, id, "").replace(crate::saml::SP_ENTITY, entity);
     let first = b.get_url(&crate::saml::redirect_url(srv, &xml, "")).await;
     let (resp, _) = until_response(b, first, "max").await;
@@ -64,7 +71,7 @@ async fn sso(srv: &TestServer, b: &Browser, entity: &str, id: &str) -> (String, 
     (grab("SessionIndex=\""), name_id)
 }
 
-fn logout_request(
+pub fn logout_request(
     srv: &TestServer,
     issuer: &str,
     id: &str,

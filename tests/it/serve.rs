@@ -9,6 +9,20 @@ struct Served {
     lines: std::sync::mpsc::Receiver<serde_json::Value>,
 }
 
+fn cli(config: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["--config", config.to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn serve(config: &std::path::Path) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["--config", config.to_str().unwrap(), "serve"])
@@ -116,7 +130,7 @@ async fn first_start_prints_a_working_one_time_password_once_and_sigterm_stops_c
         (v["span"]["request_id"] == rid.as_str()).then_some(v)
     });
     let logged = logged.expect("a log line with the request ID");
-    assert_eq!(logged["span"]["path"], "/login");
+    assert_eq!(logged["span"]["route"], "/login");
     let status = first.terminate();
     assert!(status.success(), "graceful exit: {status:?}");
 
@@ -156,4 +170,172 @@ fn nodes_starting_together_migrate_one_postgres_database_once() {
     for h in handles {
         h.join().unwrap().expect("every node starts");
     }
+}
+
+/// Secret-bearing requests leave no secret in the log: the log names route
+/// patterns, never raw paths or queries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_never_carry_secrets_from_paths_or_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("p.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "bind = \"127.0.0.1:0\"\n[database]\nurl = \"sqlite://{}\"\n[log]\nformat = \"json\"\nlevel = \"debug\"\n",
+            dir.path().join("p.db").display()
+        ),
+    )
+    .unwrap();
+    let served = serve(&config);
+    let mut lines = served.until_listening();
+    let issuer = lines
+        .iter()
+        .find_map(|v| v["issuer"].as_str())
+        .unwrap()
+        .to_string();
+    let invite = cli(&config, &["user", "invite", "erin"]);
+    let link = invite
+        .split_whitespace()
+        .find(|w| w.starts_with("http"))
+        .expect("an invitation link")
+        .to_string();
+    let token = link.rsplit('/').next().unwrap().to_string();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // The CLI does not know the port a server bound to port 0 chose.
+    let r = http
+        .get(format!("{issuer}/invite/{token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the invitation opens");
+    let secrets = [
+        "TXSECRETb6f1c0de",
+        "SAMLSECRETa9e2",
+        "RELAYSECRET77",
+        "HINTSECRET31",
+        "CODESECRET5d",
+        "REFRESHSECRET8",
+    ];
+    for path in [
+        format!("/authorize/resume?tx={}", secrets[0]),
+        format!(
+            "/saml/sso?SAMLRequest={}&RelayState={}",
+            secrets[1], secrets[2]
+        ),
+        format!("/end-session?id_token_hint={}", secrets[3]),
+        format!("/invite/{}", secrets[4]),
+    ] {
+        http.get(format!("{issuer}{path}")).send().await.unwrap();
+    }
+    for body in [
+        format!(
+            "grant_type=authorization_code&code={}&client_id=x",
+            secrets[4]
+        ),
+        format!(
+            "grant_type=refresh_token&refresh_token={}&client_id=x",
+            secrets[5]
+        ),
+    ] {
+        http.post(format!("{issuer}/token"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    // The last request's line marks the end of what to read.
+    let r = http
+        .get(format!("{issuer}/healthz"))
+        .header("x-request-id", "end-of-journey")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    loop {
+        let v = served
+            .lines
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the marker request is logged");
+        let done = v["span"]["request_id"] == "end-of-journey";
+        lines.push(v);
+        if done {
+            break;
+        }
+    }
+    let text: Vec<String> = lines.iter().map(|v| v.to_string()).collect();
+    assert!(
+        text.iter().any(|l| l.contains("/invite/{token}")),
+        "route patterns are logged"
+    );
+    for s in secrets.iter().copied().chain([token.as_str()]) {
+        if let Some(l) = text.iter().find(|l| l.contains(s)) {
+            panic!("a secret reached the log: {l}");
+        }
+    }
+    assert!(served.terminate().success());
+}
+
+/// An IP-literal issuer starts: passkeys are off with one warning naming
+/// `webauthn.rp_id`, and password sign-in works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ip_address_issuer_starts_with_passkeys_off() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("p.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "issuer = \"http://127.0.0.1:{port}\"\nbind = \"127.0.0.1:{port}\"\n[database]\nurl = \"sqlite://{}\"\n[log]\nformat = \"json\"\n",
+            dir.path().join("p.db").display()
+        ),
+    )
+    .unwrap();
+    let served = serve(&config);
+    let lines = served.until_listening();
+    let warnings: Vec<&str> = lines
+        .iter()
+        .filter_map(|v| v["message"].as_str())
+        .filter(|m| m.contains("webauthn.rp_id"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{lines:?}");
+    assert!(warnings[0].contains("passkeys are off"), "{}", warnings[0]);
+    let password = message_with(&lines, "first administrator")
+        .unwrap()
+        .split("one-time password `")
+        .nth(1)
+        .unwrap()
+        .split('`')
+        .next()
+        .unwrap()
+        .to_string();
+    let base = format!("http://127.0.0.1:{port}");
+    let b = crate::common::Browser::new(&base);
+    let res = b.login("admin", &password).await;
+    assert_eq!(res.location.as_deref(), Some("/account/password"));
+    let anon = crate::common::Browser::new(&base);
+    let csrf_token = anon.get("/login").await.csrf();
+    let (status, body) = anon
+        .post_json(
+            "/webauthn/login/start",
+            &serde_json::json!({"csrf": csrf_token}),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.to_string().contains("webauthn.rp_id"), "{body}");
+    let meta: serde_json::Value = reqwest::get(format!("{base}/.well-known/openid-configuration"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["issuer"], base.as_str());
+    assert!(served.terminate().success());
 }

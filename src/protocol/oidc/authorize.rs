@@ -76,13 +76,13 @@ impl AuthorizeParams {
         Some(first.1.as_str()).filter(|v| !v.is_empty())
     }
 
+    /// Linear in the number of pairs (the request bounds keep that small).
     fn duplicate(&self) -> Option<&str> {
-        self.pairs.iter().enumerate().find_map(|(i, (k, _))| {
-            self.pairs[..i]
-                .iter()
-                .any(|(k2, _)| k2 == k)
-                .then_some(k.as_str())
-        })
+        let mut seen = std::collections::HashSet::with_capacity(self.pairs.len());
+        self.pairs
+            .iter()
+            .find(|(k, _)| !seen.insert(k.as_str()))
+            .map(|(k, _)| k.as_str())
     }
 
     fn too_long(&self) -> Option<&str> {

@@ -1,10 +1,11 @@
 //! Single Logout messages (SAML Core 3.7): reading LogoutRequests and
 //! LogoutResponses, writing both.
 
-use super::reject_dtd;
-use super::response::{instant, new_id};
-use super::xml_escape;
-use chrono::{DateTime, Utc};
+use super::dsig;
+use super::request::CLOCK_SKEW;
+use super::response::{Status, instant, new_id, status_xml};
+use super::{guard, reject_dtd, xml_escape};
+use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -26,24 +27,6 @@ struct StatusXml {
 }
 
 #[derive(Debug, Deserialize)]
-struct ReferenceXml {
-    #[serde(rename = "@URI")]
-    uri: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SignedInfoXml {
-    #[serde(rename = "Reference", default)]
-    references: Vec<ReferenceXml>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SignatureXml {
-    #[serde(rename = "SignedInfo")]
-    signed_info: SignedInfoXml,
-}
-
-#[derive(Debug, Deserialize)]
 struct MessageXml {
     #[serde(rename = "@ID")]
     id: String,
@@ -57,8 +40,6 @@ struct MessageXml {
     in_response_to: Option<String>,
     #[serde(rename = "Issuer")]
     issuer: Option<Text>,
-    #[serde(rename = "Signature")]
-    signature: Option<SignatureXml>,
     #[serde(rename = "NameID")]
     name_id: Option<Text>,
     #[serde(rename = "SessionIndex", default)]
@@ -78,29 +59,21 @@ pub struct LogoutMessage {
     pub name_id: Option<String>,
     pub session_indexes: Vec<String>,
     pub status: Option<String>,
-    /// Whether an XML signature covers the message's own element.
-    pub signed_root: bool,
-    pub has_signature: bool,
+    /// Whether the message carries an XML signature (of the one shape
+    /// [`dsig::check`] accepts; whether it verifies is the caller's check).
+    pub signed: bool,
 }
 
 /// Parses either message; `root` says which element is expected.
 pub fn parse(xml: &str, root: &str) -> Result<LogoutMessage, String> {
     reject_dtd(xml)?;
-    let trimmed = xml.trim_start();
-    let body = trimmed
-        .strip_prefix("<?xml")
-        .map(|r| r.split_once("?>").map(|x| x.1).unwrap_or(""))
-        .unwrap_or(trimmed);
-    let start = body.trim_start();
-    let name_ok = start
-        .strip_prefix('<')
-        .and_then(|r| r.split([' ', '>', '/']).next())
-        .is_some_and(|n| n == root || n.ends_with(&format!(":{root}")));
-    if !name_ok {
-        return Err(format!("the message is not a SAML {root}"));
+    let shape = dsig::check(xml, root)?;
+    let m: MessageXml = guard("logout message", || {
+        quick_xml::de::from_str(xml).map_err(|_| format!("the message is not a valid SAML {root}"))
+    })?;
+    if m.id != shape.id {
+        return Err("the message's ID cannot be read unambiguously".into());
     }
-    let m: MessageXml = quick_xml::de::from_str(xml)
-        .map_err(|_| format!("the message is not a valid SAML {root}"))?;
     if m.version != "2.0" {
         return Err("only SAML 2.0 messages are accepted".into());
     }
@@ -109,13 +82,8 @@ pub fn parse(xml: &str, root: &str) -> Result<LogoutMessage, String> {
         .map(|t| t.value.trim().to_string())
         .filter(|i| !i.is_empty())
         .ok_or("the message has no Issuer")?;
-    let signed_root = m.signature.as_ref().is_some_and(|s| {
-        s.signed_info.references.len() == 1
-            && s.signed_info.references[0].uri.as_deref() == Some(&format!("#{}", m.id))
-    });
     Ok(LogoutMessage {
-        has_signature: m.signature.is_some(),
-        signed_root,
+        signed: shape.signed,
         id: m.id,
         issue_instant: m.issue_instant,
         destination: m.destination,
@@ -129,6 +97,35 @@ pub fn parse(xml: &str, root: &str) -> Result<LogoutMessage, String> {
             .collect(),
         status: m.status.map(|s| s.code.value),
     })
+}
+
+/// Checks a logout message's timing and Destination. `signed` says whether a
+/// signature on it verified: a signed message must name `slo_url` as its
+/// Destination; an unsigned one may omit it, but never name another.
+pub fn check_message(
+    m: &LogoutMessage,
+    slo_url: &str,
+    now: DateTime<Utc>,
+    signed: bool,
+) -> Result<(), String> {
+    let skew = Duration::seconds(CLOCK_SKEW);
+    if m.issue_instant > now + skew || m.issue_instant < now - skew - Duration::minutes(5) {
+        return Err("the logout message is too old or from the future".into());
+    }
+    match m.destination.as_deref() {
+        None if signed => Err("a signed logout message must carry a Destination".into()),
+        Some(d) if d != slo_url => Err("the logout message is addressed to someone else".into()),
+        _ => Ok(()),
+    }
+}
+
+/// The NameID a LogoutRequest names: required, so that a logout ends only
+/// the session of the subject the SP was given.
+pub fn request_name_id(m: &LogoutMessage) -> Result<&str, String> {
+    m.name_id
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| "the LogoutRequest names no NameID".to_string())
 }
 
 const SAMLP: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
@@ -169,7 +166,7 @@ pub fn logout_response(
     idp: &str,
     destination: &str,
     in_response_to: &str,
-    status: &str,
+    status: &Status<'_>,
     now: DateTime<Utc>,
     signature: impl Fn(&str) -> String,
 ) -> String {
@@ -177,12 +174,13 @@ pub fn logout_response(
     let e = xml_escape;
     format!(
         "<samlp:LogoutResponse xmlns:samlp=\"{SAMLP}\" xmlns:saml=\"{SAML}\" ID=\"{id}\" InResponseTo=\"{irt}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{dest}\">\
-<saml:Issuer>{idp}</saml:Issuer>{sig}<samlp:Status><samlp:StatusCode Value=\"{status}\"/></samlp:Status></samlp:LogoutResponse>",
+<saml:Issuer>{idp}</saml:Issuer>{sig}{status}</samlp:LogoutResponse>",
         irt = e(in_response_to),
         now = instant(now),
         dest = e(destination),
         idp = e(idp),
         sig = signature(&id),
+        status = status_xml(status),
     )
 }
 
@@ -208,12 +206,12 @@ mod tests {
         assert_eq!(m.issuer, "idp");
         assert_eq!(m.name_id.as_deref(), Some("n1"));
         assert_eq!(m.session_indexes, ["s1"]);
-        assert!(!m.has_signature);
+        assert!(!m.signed);
         let r = logout_response(
             "idp",
             "https://sp/slo",
             &id,
-            "urn:oasis:names:tc:SAML:2.0:status:Success",
+            &crate::protocol::saml::response::SUCCESS,
             now,
             |_| String::new(),
         );

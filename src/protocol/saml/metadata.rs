@@ -87,8 +87,10 @@ pub fn parse_sp_metadata(xml: &str) -> Result<SpMetadata, String> {
         return Err("the metadata is too large".into());
     }
     reject_dtd(xml)?;
-    let ed = samael::metadata::EntityDescriptor::from_str(xml)
-        .map_err(|e| format!("not SAML metadata: {e}"))?;
+    let ed = super::guard("metadata", || {
+        samael::metadata::EntityDescriptor::from_str(xml)
+            .map_err(|e| format!("not SAML metadata: {e}"))
+    })?;
     let entity_id = ed
         .entity_id
         .clone()

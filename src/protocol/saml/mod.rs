@@ -1,9 +1,12 @@
 //! SAML 2.0 rules: message decoding with limits, metadata in and out,
 //! request checks, NameIDs.
 
+pub mod dsig;
 pub mod encrypt;
 pub mod logout;
 pub mod metadata;
+#[cfg(test)]
+mod proptests;
 pub mod request;
 pub mod response;
 
@@ -28,6 +31,13 @@ pub fn xml_escape(s: &str) -> String {
     out
 }
 
+/// Runs a call into a third-party SAML parser or verifier: a panic inside
+/// it becomes an error for this message, never an aborted connection.
+pub fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(format!("the {what} could not be processed")))
+}
+
 /// Refuses document type declarations: no DTDs, no entities, ever.
 pub fn reject_dtd(xml: &str) -> Result<(), String> {
     let lower = xml.to_ascii_lowercase();
@@ -44,6 +54,13 @@ mod tests {
     #[test]
     fn escaping() {
         assert_eq!(xml_escape(r#"a<b>&"c'"#), "a&lt;b&gt;&amp;&quot;c&apos;");
+    }
+
+    #[test]
+    fn panics_become_errors() {
+        assert_eq!(guard("x", || Ok(1)), Ok(1));
+        let r: Result<(), String> = guard("message", || panic!("third-party bug"));
+        assert_eq!(r.unwrap_err(), "the message could not be processed");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Decoding and checking AuthnRequests (SAML Bindings 3.4 and 3.5, Core 3.4).
 
-use super::{MAX_ENCODED, MAX_XML, reject_dtd};
+use super::dsig::{self, Shape};
+use super::{MAX_ENCODED, MAX_XML, guard, reject_dtd};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Duration, Utc};
@@ -45,27 +46,44 @@ pub fn decode_post(encoded: &str) -> Result<String, String> {
     String::from_utf8(raw).map_err(|_| "the SAML message is not UTF-8".into())
 }
 
-pub fn parse(xml: &str) -> Result<AuthnRequest, String> {
+/// Parses an AuthnRequest after its shape (and any signature's) passed
+/// [`dsig::check`]; returns the request and that shape.
+pub fn parse(xml: &str) -> Result<(AuthnRequest, Shape), String> {
     reject_dtd(xml)?;
-    let req = AuthnRequest::from_str(xml)
-        .map_err(|_| "the message is not a SAML AuthnRequest".to_string())?;
+    let shape = dsig::check(xml, "AuthnRequest")?;
+    let req = guard("AuthnRequest", || {
+        AuthnRequest::from_str(xml).map_err(|_| "the message is not a SAML AuthnRequest".into())
+    })?;
+    if req.id != shape.id {
+        return Err("the AuthnRequest's ID cannot be read unambiguously".into());
+    }
     if req.version != "2.0" {
         return Err("only SAML 2.0 requests are accepted".into());
     }
     if req.id.is_empty() || req.id.len() > 256 {
         return Err("the AuthnRequest has no usable ID".into());
     }
-    Ok(req)
+    Ok((req, shape))
 }
 
-/// Checks timing and destination.
-pub fn check(req: &AuthnRequest, sso_url: &str, now: DateTime<Utc>) -> Result<(), String> {
+/// Checks timing and destination: a signed request must name this endpoint
+/// as its Destination (so a signature made for another IdP or endpoint
+/// cannot be replayed here); an unsigned one may omit it.
+pub fn check(
+    req: &AuthnRequest,
+    sso_url: &str,
+    now: DateTime<Utc>,
+    signed: bool,
+) -> Result<(), String> {
     let skew = Duration::seconds(CLOCK_SKEW);
     if req.issue_instant > now + skew {
         return Err("the AuthnRequest was issued in the future".into());
     }
     if req.issue_instant < now - skew - Duration::minutes(5) {
         return Err("the AuthnRequest has expired (IssueInstant too old)".into());
+    }
+    if signed && req.destination.is_none() {
+        return Err("a signed AuthnRequest must carry a Destination".into());
     }
     if let Some(d) = &req.destination
         && d != sso_url
@@ -121,7 +139,11 @@ mod tests {
     }
 
     fn request(instant: &str, dest: &str) -> AuthnRequest {
-        parse(&format!(r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_abc" Version="2.0" IssueInstant="{instant}" Destination="{dest}"><saml:Issuer>https://sp.example</saml:Issuer></samlp:AuthnRequest>"#)).unwrap()
+        parse_req(&format!(r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_abc" Version="2.0" IssueInstant="{instant}" Destination="{dest}"><saml:Issuer>https://sp.example</saml:Issuer></samlp:AuthnRequest>"#)).unwrap()
+    }
+
+    fn parse_req(xml: &str) -> Result<AuthnRequest, String> {
+        parse(xml).map(|(r, _)| r)
     }
 
     #[test]
@@ -130,14 +152,14 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         let sso = "https://id.example/saml/sso";
-        assert!(check(&request("2026-03-02T09:59:00Z", sso), sso, now).is_ok());
+        assert!(check(&request("2026-03-02T09:59:00Z", sso), sso, now, true).is_ok());
         assert!(
-            check(&request("2026-03-02T10:10:00Z", sso), sso, now)
+            check(&request("2026-03-02T10:10:00Z", sso), sso, now, false)
                 .unwrap_err()
                 .contains("future")
         );
         assert!(
-            check(&request("2026-03-02T09:40:00Z", sso), sso, now)
+            check(&request("2026-03-02T09:40:00Z", sso), sso, now, false)
                 .unwrap_err()
                 .contains("expired")
         );
@@ -145,16 +167,25 @@ mod tests {
             check(
                 &request("2026-03-02T10:00:00Z", "https://other/sso"),
                 sso,
-                now
+                now,
+                false
             )
             .unwrap_err()
             .contains("Destination")
+        );
+        let mut undirected = request("2026-03-02T10:00:00Z", sso);
+        undirected.destination = None;
+        assert!(check(&undirected, sso, now, false).is_ok());
+        assert!(
+            check(&undirected, sso, now, true)
+                .unwrap_err()
+                .contains("must carry a Destination")
         );
     }
 
     #[test]
     fn junk_is_refused() {
-        assert!(parse("<foo/>").is_err());
-        assert!(parse("<!DOCTYPE foo><foo/>").is_err());
+        assert!(parse_req("<foo/>").is_err());
+        assert!(parse_req("<!DOCTYPE foo><foo/>").is_err());
     }
 }

@@ -21,6 +21,21 @@ pub fn instant(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// The SessionIndex one SP is given for one session: derived from the
+/// session and the SP's entity ID, so it is useless to any other party (it
+/// is neither the OIDC `sid` nor another SP's index) and cannot be guessed
+/// without the session.
+pub fn session_index_for(session_digest: &str, sp_entity_id: &str) -> String {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(session_digest.as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(b"portcullis-saml-session-index\0");
+    mac.update(sp_entity_id.as_bytes());
+    let d = mac.finalize().into_bytes();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&d[..16])
+}
+
 pub fn new_id() -> String {
     format!("_{}", uuid::Uuid::new_v4().simple())
 }
@@ -152,23 +167,36 @@ pub fn response(
     let in_response_to = in_response_to
         .map(|r| format!(" InResponseTo=\"{}\"", e(r)))
         .unwrap_or_default();
-    let sub = status
-        .sub_code
-        .map(|s| format!("<samlp:StatusCode Value=\"{s}\"/>"))
-        .unwrap_or_default();
-    let message = status
-        .message
-        .map(|m| format!("<samlp:StatusMessage>{}</samlp:StatusMessage>", e(m)))
-        .unwrap_or_default();
     format!(
         "<samlp:Response xmlns:samlp=\"{SAMLP}\" xmlns:saml=\"{SAML}\" ID=\"{id}\"{in_response_to} Version=\"2.0\" \
 IssueInstant=\"{now}\" Destination=\"{dest}\"><saml:Issuer>{idp}</saml:Issuer>{sig}\
-<samlp:Status><samlp:StatusCode Value=\"{code}\">{sub}</samlp:StatusCode>{message}</samlp:Status>{body}</samlp:Response>",
+{status}{body}</samlp:Response>",
         now = instant(now),
         dest = e(destination),
         idp = e(idp_entity_id),
         sig = signature.unwrap_or_default(),
-        code = status.code,
+        status = status_xml(status),
+    )
+}
+
+/// The samlp:Status element for `status`.
+pub fn status_xml(status: &Status<'_>) -> String {
+    let sub = status
+        .sub_code
+        .map(|s| format!("<samlp:StatusCode Value=\"{}\"/>", xml_escape(s)))
+        .unwrap_or_default();
+    let message = status
+        .message
+        .map(|m| {
+            format!(
+                "<samlp:StatusMessage>{}</samlp:StatusMessage>",
+                xml_escape(m)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "<samlp:Status><samlp:StatusCode Value=\"{}\">{sub}</samlp:StatusCode>{message}</samlp:Status>",
+        xml_escape(status.code)
     )
 }
 
@@ -182,6 +210,15 @@ pub fn insert_after_first_issuer(xml: &str, template: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_indexes_differ_per_sp_and_from_the_sid() {
+        let a = session_index_for("digest", "https://a.example");
+        assert_eq!(a, session_index_for("digest", "https://a.example"));
+        assert_ne!(a, session_index_for("digest", "https://b.example"));
+        assert_ne!(a, session_index_for("digest2", "https://a.example"));
+        assert_ne!(a, crate::protocol::oidc::claims::sid_for("digest"));
+    }
 
     #[test]
     fn response_shape() {

@@ -58,7 +58,12 @@ struct Transaction {
     /// A session that is too old for this request (prompt=login / max_age):
     /// signing in again replaces it.
     stale_session: Option<String>,
-    consented: bool,
+    /// SHA-256 of the binding cookie of the browser that started it: no
+    /// other browser may continue it.
+    browser: String,
+    /// The session whose user answered the consent page in this
+    /// transaction; it counts for that session only.
+    consented_in: Option<String>,
 }
 
 /// What an authorization code stands for, kept until it is redeemed.
@@ -119,6 +124,7 @@ impl Services {
         &self,
         params: AuthorizeParams,
         session: Option<(Session, User)>,
+        browser: &str,
         ip: Option<IpAddr>,
     ) -> Result<AuthorizeOutcome> {
         let client = match params.get("client_id") {
@@ -175,15 +181,16 @@ impl Services {
         let t = Transaction {
             request,
             stale_session: stale,
-            consented: false,
+            browser: sha256_hex(browser.as_bytes()),
+            consented_in: None,
         };
         self.put_tx(&tx, &t).await?;
-        self.continue_authorize(&tx, session, ip).await
+        self.continue_authorize(&tx, session, browser, ip).await
     }
 
     async fn put_tx(&self, tx: &str, t: &Transaction) -> Result<()> {
         let bytes = serde_json::to_vec(t).map_err(|e| Error::internal(e.to_string()))?;
-        self.ephemeral.put_ttl(&tx_key(tx), &bytes, TX_TTL).await
+        self.ephemeral.begin(&tx_key(tx), &bytes, TX_TTL).await
     }
 
     /// The origin a pending authorization ends at, when `next` continues one
@@ -197,6 +204,22 @@ impl Services {
             .ok()
             .map(|u| u.origin().ascii_serialization())
             .filter(|o| o != "null")
+    }
+
+    /// The transaction, only for the browser that started it.
+    async fn get_own_tx(&self, tx: &str, browser: &str) -> Result<Transaction> {
+        let t = self.get_tx(tx).await?;
+        if browser.is_empty()
+            || !crate::crypto::constant_time_eq(
+                t.browser.as_bytes(),
+                sha256_hex(browser.as_bytes()).as_bytes(),
+            )
+        {
+            return Err(Error::forbidden(
+                "This sign-in request was started in another browser. Go back to the application and start again here.",
+            ));
+        }
+        Ok(t)
     }
 
     async fn get_tx(&self, tx: &str) -> Result<Transaction> {
@@ -214,9 +237,10 @@ impl Services {
         &self,
         tx: &str,
         session: Option<(Session, User)>,
+        browser: &str,
         ip: Option<IpAddr>,
     ) -> Result<AuthorizeOutcome> {
-        let t = self.get_tx(tx).await?;
+        let t = self.get_own_tx(tx, browser).await?;
         let r = &t.request;
         let resume = format!("/authorize/resume?tx={tx}");
         let login = |reauth| AuthorizeOutcome::Login {
@@ -262,14 +286,17 @@ impl Services {
                 gate,
             });
         }
-        if client.consent_required && !t.consented {
+        if client.consent_required {
+            // Consent is this user's, stored per user and client; a
+            // `prompt=consent` is answered only by the session at hand.
             let (uid, cid) = (user.id.clone(), client.client_id.clone());
             let granted = self
                 .db(move |x| x.consent(&uid, &cid))
                 .await?
                 .unwrap_or_default();
             let covered = r.scope.iter().all(|s| granted.contains(s));
-            if r.prompt.consent || !covered {
+            let asked_here = t.consented_in.as_deref() == Some(session.id_digest.as_str());
+            if !covered || (r.prompt.consent && !asked_here) {
                 if r.prompt.none {
                     return self
                         .finish_with_error(
@@ -348,12 +375,13 @@ impl Services {
         &self,
         tx: &str,
         session: Option<(Session, User)>,
+        browser: &str,
         approve: bool,
         ip: Option<IpAddr>,
     ) -> Result<AuthorizeOutcome> {
-        let mut t = self.get_tx(tx).await?;
+        let mut t = self.get_own_tx(tx, browser).await?;
         let Some((s, user)) = session else {
-            return self.continue_authorize(tx, None, ip).await;
+            return self.continue_authorize(tx, None, browser, ip).await;
         };
         if !approve {
             let r = t.request.clone();
@@ -393,8 +421,9 @@ impl Services {
             )
         })
         .await?;
-        t.consented = true;
+        t.consented_in = Some(s.id_digest.clone());
         self.put_tx(tx, &t).await?;
-        self.continue_authorize(tx, Some((s, user)), ip).await
+        self.continue_authorize(tx, Some((s, user)), browser, ip)
+            .await
     }
 }

@@ -5,3 +5,4 @@ pub mod registry;
 mod respond;
 pub mod slo;
 pub mod sso;
+mod verify;

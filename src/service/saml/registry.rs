@@ -34,6 +34,9 @@ pub struct SpInput {
     /// A privileged SP: sign-in needs an active elevation of this role.
     pub required_role: Option<String>,
     pub soap_slo_url: Option<String>,
+    /// Accept unsigned LogoutRequests (only for an SP without a signing
+    /// certificate).
+    pub allow_unsigned_logout: bool,
 }
 
 pub fn default_attributes() -> Vec<AttributeMapping> {
@@ -144,6 +147,12 @@ impl Services {
                 "signed AuthnRequests are required but no SP signing certificate is known",
             ));
         }
+        if input.allow_unsigned_logout && !signing_certs.is_empty() {
+            return Err(Error::invalid(
+                "an SP with a signing certificate signs its logout requests; \
+allowing unsigned logout is only for SPs without one",
+            ));
+        }
         let attributes = if input.attributes.is_empty() {
             default_attributes()
         } else {
@@ -181,6 +190,7 @@ impl Services {
             signing_certs,
             encryption_cert: meta.as_ref().and_then(|m| m.encryption_cert.clone()),
             want_authn_requests_signed: want_signed,
+            allow_unsigned_logout: input.allow_unsigned_logout,
             nameid_format: input
                 .nameid_format
                 .or_else(|| meta.as_ref().and_then(|m| m.nameid_format))

@@ -5,7 +5,7 @@ use super::sso::{SamlPost, SamlTx};
 use crate::crypto::sha256_hex;
 use crate::domain::{NameIdFormat, ServiceProvider, Session, User};
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::oidc::claims::{acr_for, sid_for};
+use crate::protocol::oidc::claims::acr_for;
 use crate::protocol::saml::encrypt::{encrypt_assertion, strip_declaration};
 use crate::protocol::saml::response::{
     self as resp, AssertionInput, Attribute, STATUS_RESPONDER, Status, new_id, signature_template,
@@ -123,7 +123,7 @@ impl Services {
         let cap = |t: chrono::DateTime<chrono::Utc>| window_end.map_or(t, |w| t.min(w));
         let urls = self.saml_urls();
         let class = authn_class(&session.amr);
-        let session_index = sid_for(&session.id_digest);
+        let session_index = resp::session_index_for(&session.id_digest, &sp.entity_id);
         let input = AssertionInput {
             idp_entity_id: &urls.entity_id,
             sp_entity_id: &sp.entity_id,

@@ -6,12 +6,15 @@ use crate::crypto::sha256_hex;
 use crate::domain::{Binding, SamlParticipant, ServiceProvider};
 use crate::error::{Error, Result};
 use crate::protocol::saml::logout::{self, LogoutMessage};
-use crate::protocol::saml::request::{CLOCK_SKEW, decode_post, decode_redirect};
-use crate::protocol::saml::response::{STATUS_SUCCESS, signature_template};
+use crate::protocol::saml::request::{decode_post, decode_redirect};
+use crate::protocol::saml::response::{
+    STATUS_REQUEST_DENIED, STATUS_REQUESTER, STATUS_SUCCESS, SUCCESS, Status, signature_template,
+};
 use crate::service::Services;
+use crate::service::saml::verify::{self, Carries};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use samael::crypto::{CertificateDer, Crypto, CryptoProvider, UrlVerifier};
+use samael::crypto::{Crypto, CryptoProvider};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::time::Duration;
@@ -124,8 +127,20 @@ impl Services {
                 msg.issuer
             ))));
         };
-        if let Err(e) = self.check_slo_message(&sp, &input, &xml, &msg) {
+        let checked = self
+            .check_slo_message(&sp, &input, &xml, &msg)
+            .and_then(|()| {
+                if is_request {
+                    logout::request_name_id(&msg).map(|_| ())
+                } else {
+                    Ok(())
+                }
+            });
+        if let Err(e) = checked {
             tracing::info!(sp = %sp.entity_id, reason = %e, "SAML logout message refused");
+            if is_request {
+                return self.refuse_logout(&sp, &msg, input.relay_state, &e).await;
+            }
             return Ok(SloOutcome::Page(Error::invalid(e)));
         }
         if is_request {
@@ -135,6 +150,11 @@ impl Services {
         }
     }
 
+    /// Signature, timing and Destination of an SLO message, and whether an
+    /// unsigned one is acceptable from this SP: an SP with a signing
+    /// certificate must sign; one without may send unsigned LogoutRequests
+    /// only when registered to allow them (its LogoutResponses only answer
+    /// a request of ours, bound by RelayState and InResponseTo).
     fn check_slo_message(
         &self,
         sp: &ServiceProvider,
@@ -142,59 +162,82 @@ impl Services {
         xml: &str,
         msg: &LogoutMessage,
     ) -> std::result::Result<(), String> {
-        let now = self.now();
-        let skew = chrono::Duration::seconds(CLOCK_SKEW);
-        if msg.issue_instant > now + skew
-            || msg.issue_instant < now - skew - chrono::Duration::minutes(5)
-        {
-            return Err("the logout message is too old or from the future".into());
-        }
-        if msg
-            .destination
-            .as_deref()
-            .is_some_and(|d| d != self.saml_urls().slo)
-        {
-            return Err("the logout message is addressed to someone else".into());
-        }
-        if sp.signing_certs.is_empty() {
+        let certs = verify::sp_certs(sp);
+        let carries = if input.request.is_some() {
+            Carries::Request
+        } else {
+            Carries::Response
+        };
+        // Without a certificate nothing can be verified: such a message
+        // counts as unsigned whatever it carries.
+        let signed = if certs.is_empty() {
+            false
+        } else {
+            match input.binding {
+                Binding::Redirect => verify::redirect(
+                    &certs,
+                    "/saml/slo",
+                    input.raw_query.as_deref().unwrap_or(""),
+                    carries,
+                ),
+                Binding::Post => verify::post(&certs, xml, msg.signed),
+            }
+            .map_err(|e| format!("the logout message's signature is not valid ({e})"))?
+        };
+        logout::check_message(msg, &self.saml_urls().slo, self.now(), signed)?;
+        if signed || carries == Carries::Response && certs.is_empty() {
             return Ok(());
         }
-        // An SP that can sign must sign its logout messages.
-        let certs: Vec<CertificateDer> = sp
-            .signing_certs
-            .iter()
-            .filter_map(|c| STANDARD.decode(c).ok())
-            .map(CertificateDer::from)
-            .collect();
-        let ok = match input.binding {
-            Binding::Redirect => {
-                let q = input.raw_query.as_deref().unwrap_or("");
-                let has = |k: &str| url::form_urlencoded::parse(q.as_bytes()).any(|(n, _)| n == k);
-                has("Signature")
-                    && has("SigAlg")
-                    && certs.iter().any(|c| {
-                        let uri = format!("/saml/slo?{q}");
-                        UrlVerifier::from_x509(c).ok().and_then(|v| {
-                            if input.request.is_some() {
-                                v.verify_percent_encoded_request_uri_string(&uri).ok()
-                            } else {
-                                v.verify_percent_encoded_response_uri_string(&uri).ok()
-                            }
-                        }) == Some(true)
-                    })
-            }
-            Binding::Post => {
-                msg.signed_root
-                    && certs
-                        .iter()
-                        .any(|c| Crypto::verify_signed_xml(xml, c, Some("ID")).is_ok())
-            }
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err("the logout message is not signed by the service provider".into())
+        if !certs.is_empty() {
+            return Err("the logout message is not signed by the service provider".into());
         }
+        if !sp.allow_unsigned_logout {
+            return Err(
+                "unsigned logout requests are not accepted from this service provider: \
+register its signing certificate, or allow it unsigned logout"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Answers a refused LogoutRequest with a LogoutResponse saying why
+    /// (Requester / RequestDenied), or with a page when the SP has no
+    /// logout endpoint. Nothing was ended.
+    async fn refuse_logout(
+        &self,
+        sp: &ServiceProvider,
+        msg: &LogoutMessage,
+        relay_state: Option<String>,
+        why: &str,
+    ) -> Result<SloOutcome> {
+        let (Some(url), Some(binding)) = (sp.slo_url.clone(), sp.slo_binding) else {
+            return Ok(SloOutcome::Page(Error::invalid(why.to_string())));
+        };
+        let signer = self.saml_signer().await?;
+        let cert = signer.certificate.clone();
+        let post = binding == Binding::Post;
+        let status = Status {
+            code: STATUS_REQUESTER,
+            sub_code: Some(STATUS_REQUEST_DENIED),
+            message: Some(why),
+        };
+        let xml = logout::logout_response(
+            &self.saml_urls().entity_id,
+            &url,
+            &msg.id,
+            &status,
+            self.now(),
+            |id| template_for(post, id, &cert),
+        );
+        Ok(SloOutcome::Send(self.outgoing(
+            &signer.private_key_der,
+            binding,
+            &url,
+            "SAMLResponse",
+            &xml,
+            relay_state,
+        )?))
     }
 
     async fn slo_request(
@@ -220,7 +263,9 @@ impl Services {
             })
             .await?;
         let mut remaining = Vec::new();
-        if let Some(p) = found.filter(|p| msg.name_id.as_deref().is_none_or(|n| n == p.name_id)) {
+        // The SessionIndex this SP was given, and the NameID it was given
+        // with it: another SP's logout names neither.
+        if let Some(p) = found.filter(|p| msg.name_id.as_deref() == Some(p.name_id.as_str())) {
             remaining = self
                 .end_saml_session(&p.session_digest, "saml.slo", None)
                 .await?;
@@ -371,14 +416,10 @@ impl Services {
         let idp = self.saml_urls().entity_id;
         let cert = signer.certificate.clone();
         let post = binding == Binding::Post;
-        let xml = logout::logout_response(
-            &idp,
-            &url,
-            &req.request_id,
-            STATUS_SUCCESS,
-            self.now(),
-            |id| template_for(post, id, &cert),
-        );
+        let xml =
+            logout::logout_response(&idp, &url, &req.request_id, &SUCCESS, self.now(), |id| {
+                template_for(post, id, &cert)
+            });
         Ok(SloOutcome::Send(self.outgoing(
             &signer.private_key_der,
             binding,

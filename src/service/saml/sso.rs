@@ -1,5 +1,6 @@
 //! SP-initiated (Redirect and POST bindings) and IdP-initiated SSO.
 
+use super::verify;
 use crate::crypto::sha256_hex;
 use crate::domain::{Binding, ServiceProvider, Session, User};
 use crate::error::{Error, Result};
@@ -11,9 +12,6 @@ use crate::protocol::saml::response::{
     STATUS_RESPONDER, Status,
 };
 use crate::service::Services;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use samael::crypto::{CertificateDer, Crypto, CryptoProvider, UrlVerifier};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -77,6 +75,31 @@ fn tx_key(tx: &str) -> String {
     format!("saml-tx:{}", sha256_hex(tx.as_bytes()))
 }
 
+/// Whether the AuthnRequest's signature verified (`Ok(false)`: unsigned and
+/// the SP allows that); an error refuses the request.
+fn check_request_signature(
+    sp: &ServiceProvider,
+    input: &SamlRequestIn,
+    xml: &str,
+    xml_signed: bool,
+) -> std::result::Result<bool, String> {
+    let certs = verify::sp_certs(sp);
+    let signed = match input.binding {
+        Binding::Redirect => verify::redirect(
+            &certs,
+            "/saml/sso",
+            input.raw_query.as_deref().unwrap_or(""),
+            verify::Carries::Request,
+        ),
+        Binding::Post => verify::post(&certs, xml, xml_signed),
+    }
+    .map_err(|e| format!("the AuthnRequest signature is not valid ({e})"))?;
+    if !signed && sp.want_authn_requests_signed {
+        return Err("the AuthnRequest must be signed".into());
+    }
+    Ok(signed)
+}
+
 fn page(msg: impl Into<String>) -> SsoOutcome {
     SsoOutcome::Page(Error::invalid(msg))
 }
@@ -110,7 +133,7 @@ impl Services {
             Ok(x) => x,
             Err(e) => return Ok(page(e)),
         };
-        let req = match request::parse(&xml) {
+        let (req, shape) = match request::parse(&xml) {
             Ok(r) => r,
             Err(e) => return Ok(page(e)),
         };
@@ -137,9 +160,9 @@ impl Services {
         };
         // From here the ACS is trusted: failures go back to it as SAML errors.
         let deny = |code: &'static str, sub: Option<&'static str>, msg: String| (code, sub, msg);
-        let problem = if let Err(e) = request::check(&req, &self.saml_urls().sso, self.now()) {
-            Some(deny(STATUS_REQUESTER, Some(STATUS_REQUEST_DENIED), e))
-        } else if let Err(e) = self.check_request_signature(&sp, &input, &xml, &req) {
+        let checked = check_request_signature(&sp, &input, &xml, shape.signed)
+            .and_then(|signed| request::check(&req, &self.saml_urls().sso, self.now(), signed));
+        let problem = if let Err(e) = checked {
             Some(deny(STATUS_REQUESTER, Some(STATUS_REQUEST_DENIED), e))
         } else if !self
             .ephemeral
@@ -193,78 +216,9 @@ impl Services {
         self.saml_continue(&tx, session, ip).await
     }
 
-    fn check_request_signature(
-        &self,
-        sp: &ServiceProvider,
-        input: &SamlRequestIn,
-        xml: &str,
-        req: &samael::schema::AuthnRequest,
-    ) -> std::result::Result<(), String> {
-        let certs: Vec<Vec<u8>> = sp
-            .signing_certs
-            .iter()
-            .filter_map(|c| STANDARD.decode(c).ok())
-            .collect();
-        match input.binding {
-            Binding::Redirect => {
-                let query = input.raw_query.as_deref().unwrap_or("");
-                let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-                    .into_owned()
-                    .collect();
-                let has = |k: &str| pairs.iter().any(|(n, _)| n == k);
-                if !(has("Signature") && has("SigAlg")) {
-                    return if sp.want_authn_requests_signed {
-                        Err("the AuthnRequest must be signed".into())
-                    } else {
-                        Ok(())
-                    };
-                }
-                let uri = format!("/saml/sso?{query}");
-                let ok = certs.iter().any(|der| {
-                    UrlVerifier::from_x509(&CertificateDer::from(der.clone()))
-                        .ok()
-                        .and_then(|v| v.verify_percent_encoded_request_uri_string(&uri).ok())
-                        .unwrap_or(false)
-                });
-                if ok {
-                    Ok(())
-                } else {
-                    Err("the AuthnRequest signature is not valid".into())
-                }
-            }
-            Binding::Post => {
-                let Some(sig) = &req.signature else {
-                    return if sp.want_authn_requests_signed {
-                        Err("the AuthnRequest must be signed".into())
-                    } else {
-                        Ok(())
-                    };
-                };
-                // The signature must cover the request element itself, not
-                // something else in the document (signature wrapping).
-                let refs_root = sig.signed_info.reference.len() == 1
-                    && sig.signed_info.reference[0].uri.as_deref() == Some(&format!("#{}", req.id));
-                let ok = refs_root
-                    && certs.iter().any(|der| {
-                        Crypto::verify_signed_xml(
-                            xml,
-                            &CertificateDer::from(der.clone()),
-                            Some("ID"),
-                        )
-                        .is_ok()
-                    });
-                if ok {
-                    Ok(())
-                } else {
-                    Err("the AuthnRequest signature is not valid".into())
-                }
-            }
-        }
-    }
-
     async fn put_saml_tx(&self, tx: &str, t: &SamlTx) -> Result<()> {
         let bytes = serde_json::to_vec(t).map_err(|e| Error::internal(e.to_string()))?;
-        self.ephemeral.put_ttl(&tx_key(tx), &bytes, TX_TTL).await
+        self.ephemeral.begin(&tx_key(tx), &bytes, TX_TTL).await
     }
 
     /// IdP-initiated SSO to `sp_entity_id`.

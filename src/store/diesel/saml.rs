@@ -28,6 +28,7 @@ struct SpRow {
     required_acr: Option<String>,
     required_role: Option<String>,
     soap_slo_url: Option<String>,
+    allow_unsigned_logout: bool,
 }
 
 fn binding_name(b: Binding) -> String {
@@ -65,6 +66,7 @@ impl SpRow {
             required_acr: x.required_acr.clone(),
             required_role: x.required_role.clone(),
             soap_slo_url: x.soap_slo_url.clone(),
+            allow_unsigned_logout: x.allow_unsigned_logout,
         }
     }
 
@@ -82,6 +84,7 @@ impl SpRow {
             slo_url: self.slo_url,
             encryption_cert: self.encryption_cert,
             want_authn_requests_signed: self.want_authn_requests_signed,
+            allow_unsigned_logout: self.allow_unsigned_logout,
             sign_response: self.sign_response,
             sign_assertion: self.sign_assertion,
             required_acr: self.required_acr,

@@ -221,6 +221,7 @@ diesel::table! {
         required_acr -> Nullable<Text>,
         required_role -> Nullable<Text>,
         soap_slo_url -> Nullable<Text>,
+        allow_unsigned_logout -> Bool,
     }
 }
 

@@ -7,8 +7,8 @@ use crate::protocol::oidc::uri::with_query;
 use crate::service::oidc::authorize::{AuthorizeOutcome, ClientResponse};
 use crate::web::State;
 use crate::web::page::{
-    CSRF_FAILED, CsrfForm, PageResult, allow_return, auto_post, client_ip, csrf_ok, error_page,
-    render, see_other, signed_in, to_sign_in,
+    Browser, CSRF_FAILED, CsrfForm, PageResult, allow_return, auto_post, browser_binding,
+    client_ip, csrf_ok, error_page, render, see_other, signed_in, to_sign_in,
 };
 use actix_web::http::StatusCode;
 use actix_web::http::header::CACHE_CONTROL;
@@ -33,15 +33,18 @@ pub async fn post(req: HttpRequest, state: State, body: web::Bytes) -> PageResul
 
 async fn start(req: &HttpRequest, state: &State, pairs: Vec<(String, String)>) -> PageResult {
     let session = signed_in(req, state).await?;
+    // The transaction belongs to this browser from the start.
+    let browser = Browser::of(req, state);
     let outcome = state
         .services
         .authorize(
             AuthorizeParams::from_pairs(pairs),
             session,
+            &browser.binding,
             client_ip(req, state),
         )
         .await?;
-    respond(req, state, outcome).await
+    Ok(browser.attach(respond(state, &browser, outcome).await?))
 }
 
 #[derive(Deserialize)]
@@ -53,9 +56,14 @@ pub async fn resume(req: HttpRequest, state: State, q: web::Query<Resume>) -> Pa
     let session = signed_in(&req, &state).await?;
     let outcome = state
         .services
-        .continue_authorize(&q.tx, session, client_ip(&req, &state))
+        .continue_authorize(
+            &q.tx,
+            session,
+            &browser_binding(&req),
+            client_ip(&req, &state),
+        )
         .await?;
-    respond(&req, &state, outcome).await
+    respond(&state, &Browser::of(&req, &state), outcome).await
 }
 
 #[derive(Deserialize)]
@@ -74,9 +82,15 @@ pub async fn consent(req: HttpRequest, state: State, form: web::Form<ConsentForm
     let approve = form.decision == "allow";
     let outcome = state
         .services
-        .answer_consent(&form.tx, session, approve, client_ip(&req, &state))
+        .answer_consent(
+            &form.tx,
+            session,
+            &browser_binding(&req),
+            approve,
+            client_ip(&req, &state),
+        )
         .await?;
-    respond(&req, &state, outcome).await
+    respond(&state, &Browser::of(&req, &state), outcome).await
 }
 
 #[derive(Template)]
@@ -88,7 +102,7 @@ struct ConsentPage<'a> {
     scopes: Vec<(&'a str, &'static str)>,
 }
 
-async fn respond(req: &HttpRequest, state: &State, outcome: AuthorizeOutcome) -> PageResult {
+async fn respond(state: &State, browser: &Browser, outcome: AuthorizeOutcome) -> PageResult {
     Ok(match outcome {
         AuthorizeOutcome::Page(e) => error_page(
             page_status(&e),
@@ -105,7 +119,7 @@ async fn respond(req: &HttpRequest, state: &State, outcome: AuthorizeOutcome) ->
             client_name,
             scopes,
         } => {
-            let csrf = CsrfForm::issue(req, state).await?;
+            let csrf = CsrfForm::for_browser(state, browser).await?;
             let page = ConsentPage {
                 csrf: &csrf.token,
                 tx: &tx,

@@ -102,7 +102,7 @@ async fn end_session(req: &HttpRequest, state: &State, r: EndSessionRequest) -> 
     state
         .services
         .ephemeral
-        .put_ttl(
+        .begin(
             &format!("logout:{id}"),
             after.as_bytes(),
             Duration::from_secs(600),

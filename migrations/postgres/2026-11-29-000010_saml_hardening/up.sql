@@ -1,0 +1,1 @@
+ALTER TABLE service_providers ADD COLUMN allow_unsigned_logout BOOLEAN NOT NULL DEFAULT FALSE;

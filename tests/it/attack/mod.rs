@@ -1,0 +1,8 @@
+//! Attacks from the outsider's review, each performed over HTTP against a
+//! real server. Every test here failed on the release it was written for.
+
+mod client_ip;
+mod consent;
+mod input;
+mod limits;
+mod store;

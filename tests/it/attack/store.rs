@@ -1,0 +1,92 @@
+//! Security state in the ephemeral store is never evicted: page views store
+//! nothing, a full store refuses new anonymous work with 503, and a Redis
+//! that may evict keys is reported as not ready.
+
+use crate::common::{Backend, PASSWORD, TestEnv, TestServer};
+use crate::oidc::{authorize_url, client, draft};
+
+fn small_store() -> TestEnv {
+    let mut env = TestEnv::new(Backend::Embedded);
+    // Twenty entries per shard.
+    env.settings.ephemeral.max_entries = 320;
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_views_cannot_flush_the_lockout() {
+    let srv = TestServer::start_with(small_store()).await;
+    srv.user("alice").await;
+    let b = srv.browser();
+    // Three failures, then a flood of anonymous sign-in pages, each from a
+    // fresh browser (a new CSRF binding every time).
+    for _ in 0..3 {
+        let p = b.login("alice", "wrong password").await;
+        assert_eq!(p.status, 401);
+    }
+    let http = reqwest::Client::new();
+    for _ in 0..2_000 {
+        let r = http.get(srv.url("/login")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // The counter survived: two more failures lock the account.
+    for _ in 0..2 {
+        b.login("alice", "wrong password").await;
+    }
+    let p = b.login("alice", PASSWORD).await;
+    assert_eq!(p.status, 429, "the account must be locked: {}", p.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_store_refuses_new_anonymous_work_and_keeps_counters() {
+    let srv = TestServer::start_with(small_store()).await;
+    srv.user("alice").await;
+    let c = client(&srv, draft("app")).await;
+    let b = srv.browser();
+    for _ in 0..3 {
+        b.login("alice", "wrong password").await;
+    }
+    // Anonymous authorization requests each start a transaction.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut refused = None;
+    for _ in 0..1_000 {
+        let r = http.get(authorize_url(&srv, &c, &[])).send().await.unwrap();
+        if r.status() == 503 {
+            refused = Some(r.text().await.unwrap());
+            break;
+        }
+        assert_eq!(r.status(), 303);
+    }
+    let body = refused.expect("a full store refuses new work");
+    assert!(body.contains("too busy"), "{body}");
+    // The failure counter is still there and still counts.
+    for _ in 0..2 {
+        b.login("alice", "wrong password").await;
+    }
+    let p = b.login("alice", PASSWORD).await;
+    assert_eq!(p.status, 429, "{}", p.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_refuses_a_redis_that_may_evict() {
+    let Some(redis) = crate::common::private_redis(&["--maxmemory-policy", "allkeys-lru"]) else {
+        return;
+    };
+    let mut env = TestEnv::new(Backend::Embedded);
+    env.settings.ephemeral.url = portcullis::config::Secret::new(redis.url());
+    let srv = TestServer::start_with(env).await;
+    let r = reqwest::get(srv.url("/readyz")).await.unwrap();
+    assert_eq!(r.status(), 503);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["database"], "ok");
+    let why = v["ephemeral"].as_str().unwrap();
+    assert!(
+        why.contains("allkeys-lru") && why.contains("noeviction"),
+        "{why}"
+    );
+    redis.config_set("maxmemory-policy", "noeviction");
+    let r = reqwest::get(srv.url("/readyz")).await.unwrap();
+    assert_eq!(r.status(), 200);
+}
