@@ -562,7 +562,7 @@ impl Services {
             session.id_digest.clone(),
             Actor::user(user.username.as_str(), ip),
         );
-        self.db(move |r| {
+        let cut = self.db(move |r| {
             r.set_password(
                 &id,
                 &PasswordCredential {
@@ -571,21 +571,21 @@ impl Services {
                     updated_at: now,
                 },
             )?;
-            for s in r.sessions_of(&id)? {
-                if s.id_digest != keep {
-                    r.delete_session(&s.id_digest)?;
-                }
-            }
+            // Whoever else held the account loses it: every other session
+            // ends, with the grants and tokens it gave.
+            let cut = crate::service::lifecycle::cut_access_in(r, &id, Some(&keep), now)?;
             record(
                 r,
                 now,
                 &actor,
                 "password.change",
                 actor.name.as_str(),
-                json!({}),
-            )
+                json!({"sessions_ended": cut.sessions.len(), "grants_revoked": cut.grants_revoked}),
+            )?;
+            Ok((cut, actor.clone()))
         })
-        .await
+        .await?;
+        self.tell_downstream(&cut.0, &cut.1).await
     }
 
     /// Whether the user must replace a one-time password before going on.

@@ -200,7 +200,7 @@ impl Services {
                 let user = need_user(r, &name)?;
                 r.set_user_status(&user.id, status, now)?;
                 let cut = match status {
-                    UserStatus::Disabled => cut_access_in(r, &user.id, now)?,
+                    UserStatus::Disabled => cut_access_in(r, &user.id, None, now)?,
                     UserStatus::Active => CutAccess::default(),
                 };
                 let action = match status {
@@ -255,7 +255,7 @@ impl Services {
                         updated_at: now,
                     },
                 )?;
-                let cut = cut_access_in(r, &user.id, now)?;
+                let cut = cut_access_in(r, &user.id, None, now)?;
                 record(
                     r,
                     now,

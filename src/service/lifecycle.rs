@@ -1,5 +1,6 @@
 //! Cutting a user's access everywhere (disable, administrative password
-//! reset): every session ends, every grant and refresh token is revoked, and
+//! reset, and — sparing the session it happens in — the user's own password
+//! change): every session ends, every grant and refresh token is revoked, and
 //! the applications that got something from those sessions are told.
 //!
 //! The change happens in the caller's transaction ([`cut_access_in`]); what
@@ -31,15 +32,20 @@ pub struct CutAccess {
     pub grants_revoked: u64,
 }
 
-/// Ends every session and revokes every grant of `user`, inside the
-/// caller's transaction, and returns whom to tell.
+/// Ends every session and revokes every grant of `user` — but the session
+/// `keep` and its grants, when given — inside the caller's transaction, and
+/// returns whom to tell.
 pub(crate) fn cut_access_in(
     r: &mut dyn Repo,
     user: &UserId,
+    keep: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<CutAccess> {
     let mut sessions = Vec::new();
     for s in r.sessions_of(user)? {
+        if Some(s.id_digest.as_str()) == keep {
+            continue;
+        }
         let mut clients: Vec<String> = r
             .grants_of_session(&s.id_digest)?
             .into_iter()
@@ -58,8 +64,10 @@ pub(crate) fn cut_access_in(
             saml,
         });
     }
-    r.delete_sessions_of(user)?;
-    let grants_revoked = r.revoke_grants_of_user(user, now)?;
+    for s in &sessions {
+        r.delete_session(&s.digest)?;
+    }
+    let grants_revoked = r.revoke_grants_of_user(user, keep, now)?;
     Ok(CutAccess {
         user_id: user.to_string(),
         sessions,

@@ -164,6 +164,42 @@ async fn a_password_reset_throws_the_attacker_out() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_ones_own_password_throws_the_attacker_out_too() {
+    for backend in backends() {
+        let (srv, rx, c, attacker) = setup(backend).await;
+        let t = tokens(&srv, &attacker, &c, "openid email offline_access").await;
+        saml_sign_in(&srv, &attacker, "_c1").await;
+        let code = code_for(&srv, &attacker, &c).await;
+
+        // The owner, in their own browser, changes the password.
+        let owner = srv.browser();
+        assert_eq!(owner.login("victim", PASSWORD).await.status, 303);
+        let mine = tokens(&srv, &owner, &c, "openid email offline_access").await;
+        let form = owner.get("/account/password").await;
+        let done = owner
+            .post(
+                "/account/password",
+                &[
+                    ("csrf", &form.csrf()),
+                    ("current", PASSWORD),
+                    ("new", "a brand new passphrase"),
+                    ("confirm", "a brand new passphrase"),
+                ],
+            )
+            .await;
+        assert_eq!(done.location.as_deref(), Some("/account"), "{}", done.body);
+        assert_everything_cut(&srv, &rx, &c, &attacker, &t, &code).await;
+
+        // What the owner holds in the session they changed it in stays.
+        assert_eq!(owner.get("/account").await.status, 200, "{backend:?}");
+        let at = mine["access_token"].as_str().unwrap();
+        assert_eq!(introspect(&srv, &c, at).await["active"], true);
+        let (st, v) = refresh(&srv, &c, mine["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(st, 200, "{v}");
+    }
+}
+
 /// Signs in with the one-time password: straight to the password change.
 async fn one_time_sign_in(srv: &TestServer) -> Browser {
     let b = srv.browser();

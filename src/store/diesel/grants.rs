@@ -90,14 +90,24 @@ impl GrantRepo for DbConn {
         Ok(())
     }
 
-    fn revoke_grants_of_user(&mut self, user: &UserId, now: DateTime<Utc>) -> Result<u64> {
-        Ok(diesel::update(
-            g::table
-                .filter(g::user_id.eq(user.as_str()))
-                .filter(g::revoked_at.is_null()),
-        )
-        .set(g::revoked_at.eq(Some(to_ts(now))))
-        .execute(self)? as u64)
+    fn revoke_grants_of_user(
+        &mut self,
+        user: &UserId,
+        keep: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mine = g::table
+            .filter(g::user_id.eq(user.as_str()))
+            .filter(g::revoked_at.is_null());
+        let set = g::revoked_at.eq(Some(to_ts(now)));
+        Ok(match keep {
+            None => diesel::update(mine).set(set).execute(self)?,
+            Some(k) => {
+                diesel::update(mine.filter(g::session_digest.ne(k).or(g::session_digest.is_null())))
+                    .set(set)
+                    .execute(self)?
+            }
+        } as u64)
     }
 
     fn grants_of_session(&mut self, session_digest: &str) -> Result<Vec<Grant>> {
