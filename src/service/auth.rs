@@ -336,7 +336,7 @@ impl Services {
         let factors = self.mfa_status(&user).await.map_err(internal)?;
         if factors.has_second_factor() {
             let pending = self
-                .start_second_factor(&user, cred.must_change)
+                .start_second_factor(&user, &cred)
                 .await
                 .map_err(internal)?;
             return Ok(PasswordOk::NeedsSecondFactor { pending, factors });

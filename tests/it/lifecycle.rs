@@ -200,6 +200,42 @@ async fn changing_ones_own_password_throws_the_attacker_out_too() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_voids_a_sign_in_waiting_for_its_second_factor() {
+    for backend in backends() {
+        let srv = TestServer::start(backend).await;
+        srv.user("victim").await;
+        let owner = srv.browser();
+        assert_eq!(owner.login("victim", PASSWORD).await.status, 303);
+        let (secret, _) = crate::mfa::enroll(&srv, &owner).await;
+
+        // An attacker who has the password (and the codes) is half-way in ...
+        let attacker = srv.browser();
+        let first = attacker.login("victim", PASSWORD).await;
+        assert_eq!(first.status, 200);
+        let pending = crate::common::field_value(&first.body, "pending").unwrap();
+        // ... when the administrator resets the password.
+        srv.services
+            .set_password(&Actor::cli(), "victim", ONE_TIME, true)
+            .await
+            .unwrap();
+        srv.clock.advance(Duration::seconds(30));
+        let code = crate::mfa::code_at(&secret, &srv);
+        let r = attacker
+            .post(
+                "/login/second-factor",
+                &[
+                    ("csrf", &first.csrf()),
+                    ("pending", &pending),
+                    ("code", &code),
+                ],
+            )
+            .await;
+        assert_ne!(r.status, 303, "{backend:?}");
+        assert!(attacker.cookie("portcullis_session").is_none());
+    }
+}
+
 /// Signs in with the one-time password: straight to the password change.
 async fn one_time_sign_in(srv: &TestServer) -> Browser {
     let b = srv.browser();
