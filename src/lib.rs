@@ -36,9 +36,12 @@ pub async fn open_services(
         .map_err(|e| Error::internal(e.to_string()))??;
     let ephemeral = ephemeral::connect(&settings.ephemeral, clock.clone()).await?;
     let sealer = key_sealer(&settings)?;
+    let store = store.with_audit_key(crypto::audit::AuditKey::derive(&sealer));
     let webauthn = service::webauthn::relying_party(&settings, &issuer)?.map(Arc::new);
+    let attestation_cas = service::attestation::attestation_cas(&settings)?.map(Arc::new);
     Ok(Services {
         webauthn,
+        attestation_cas,
         store: Arc::new(store),
         ephemeral,
         clock,

@@ -113,8 +113,29 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Recompute the hash chain and report the first broken link.
-    Verify,
+    /// Recompute the keyed chain and report the first broken link; exits
+    /// non-zero with one line when the log does not hold.
+    Verify {
+        /// A head printed earlier by `audit checkpoint` (SEQ:TAG): the log
+        /// must still reach it with the same tag (finds truncation).
+        #[arg(long, value_name = "HEAD")]
+        checkpoint: Option<String>,
+    },
+    /// Verify the chain and print its head (SEQ:TAG) as one line, to keep
+    /// somewhere else and pass to `audit verify --checkpoint` later.
+    Checkpoint,
+}
+
+/// The chain's report when it holds; otherwise an error naming the reason.
+async fn verified(
+    svc: &Services,
+    checkpoint: Option<crate::crypto::audit::Checkpoint>,
+) -> Result<crate::service::audit::ChainReport> {
+    let report = svc.verify_audit(checkpoint).await?;
+    match report.problem {
+        None => Ok(report),
+        Some(p) => Err(Error::new(crate::error::ErrorKind::Conflict, p)),
+    }
 }
 
 pub(super) async fn services(settings: Settings) -> Result<Services> {
@@ -367,19 +388,25 @@ pub async fn audit(settings: Settings, cmd: AuditCommand) -> Result<()> {
                 );
             }
         }
-        AuditCommand::Verify => {
-            let report = svc.verify_audit().await?;
-            match report.broken_at {
-                None => println!("audit chain intact: {} entries", report.entries),
-                Some(seq) => {
-                    return Err(Error::new(
-                        crate::error::ErrorKind::Conflict,
-                        format!(
-                            "audit chain broken at entry {seq} ({} entries verified before it)",
-                            report.entries
-                        ),
-                    ));
-                }
+        AuditCommand::Verify { checkpoint } => {
+            let checkpoint = checkpoint
+                .map(|c| crate::crypto::audit::Checkpoint::parse(&c))
+                .transpose()
+                .map_err(Error::invalid)?;
+            let report = verified(&svc, checkpoint).await?;
+            let mut line = format!("audit chain intact: {} entries", report.entries);
+            if report.unkeyed > 0 {
+                line.push_str(&format!(
+                    " ({} written before keying, checked by plain hash only)",
+                    report.unkeyed
+                ));
+            }
+            println!("{line}");
+        }
+        AuditCommand::Checkpoint => {
+            let report = verified(&svc, None).await?;
+            if let Some(head) = report.head {
+                println!("{head}");
             }
         }
     }

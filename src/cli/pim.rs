@@ -193,9 +193,9 @@ pub async fn pim(settings: Settings, cmd: PimCommand) -> Result<()> {
             println!("{} of {} is {}", v.role, v.user, v.state);
         }
         PimCommand::Sweep => {
+            // Moves state only: what it queues is sent by a running server.
             let moved = svc.pim_sweep().await?;
-            let sent = svc.deliver_webhooks().await?;
-            println!("{moved} request(s) moved on, {sent} webhook(s) attempted");
+            println!("{moved} request(s) moved on; notifications go out from a running server");
         }
         PimCommand::Webhooks { limit, json } => {
             let log = svc.webhook_log(limit).await?;

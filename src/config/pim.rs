@@ -24,6 +24,11 @@ pub struct PimSettings {
     pub risk_approval_threshold: u32,
     /// Who approves such a request when the requester has no manager.
     pub risk_approver_group: String,
+    /// After a request that needed approval for its risk was withdrawn,
+    /// denied or left to expire, the user's requests need approval for this
+    /// long (so withdrawing and asking again launders nothing).
+    #[serde(with = "humantime_serde")]
+    pub risk_cool_down: Duration,
     /// The time zone that defines office hours (07:00-19:00, Mon-Fri) for
     /// the risk score.
     pub office_time_zone: String,
@@ -41,6 +46,7 @@ impl Default for PimSettings {
             max_schedule_ahead: Duration::from_secs(14 * 24 * 3600),
             risk_approval_threshold: 60,
             risk_approver_group: "pim-approvers".into(),
+            risk_cool_down: Duration::from_secs(24 * 3600),
             office_time_zone: "UTC".into(),
             admin_group: "admins".into(),
             webhooks: Vec::new(),

@@ -12,7 +12,8 @@ pub enum AttestationPolicy {
     #[default]
     None,
     /// Ask for the authenticator's attestation statement; its signature is
-    /// checked and its AAGUID recorded.
+    /// checked and its AAGUID recorded. With `attestation_ca_files`, the
+    /// statement must also chain to one of those CAs.
     Direct,
 }
 
@@ -27,7 +28,13 @@ pub struct WebauthnSettings {
     pub attestation: AttestationPolicy,
     /// When non-empty, only authenticators whose AAGUID is listed may
     /// register (for example a company's approved security-key models).
+    /// Needs `attestation_ca_files`: an AAGUID counts only when an
+    /// attestation that chains to one of those CAs vouches for it.
     pub allowed_aaguids: Vec<uuid::Uuid>,
+    /// PEM files with the attestation root CAs (from the vendors' or the FIDO
+    /// metadata) that a registering authenticator's attestation must chain
+    /// to. Read at start-up.
+    pub attestation_ca_files: Vec<std::path::PathBuf>,
     /// How recent a user-verified passkey check must be to count as fresh
     /// (password change, elevation).
     #[serde(with = "humantime_serde")]
@@ -44,6 +51,7 @@ impl Default for WebauthnSettings {
             rp_name: "portcullis".into(),
             attestation: AttestationPolicy::None,
             allowed_aaguids: Vec::new(),
+            attestation_ca_files: Vec::new(),
             fresh_within: Duration::from_secs(5 * 60),
             invite_lifetime: Duration::from_secs(72 * 3600),
         }
@@ -77,6 +85,19 @@ impl WebauthnSettings {
                 "needs webauthn.attestation = \"direct\" (without it browsers may hide the AAGUID)",
             ));
         }
+        if !self.allowed_aaguids.is_empty() && self.attestation_ca_files.is_empty() {
+            return Err(key_error(
+                "webauthn.allowed_aaguids",
+                "needs webauthn.attestation_ca_files (the CA certificates attestations must chain to): \
+                 without them any authenticator can claim any model",
+            ));
+        }
+        if !self.attestation_ca_files.is_empty() && self.attestation == AttestationPolicy::None {
+            return Err(key_error(
+                "webauthn.attestation_ca_files",
+                "needs webauthn.attestation = \"direct\"",
+            ));
+        }
         Ok(())
     }
 }
@@ -97,10 +118,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.0.contains("webauthn.allowed_aaguids"), "{e}");
-        let ok = Settings::from_toml(
+        // A listed model without CAs to check its claim against is refused.
+        let e = Settings::from_toml(
             "[webauthn]\nattestation = \"direct\"\nallowed_aaguids = [\"ee882879-721c-4913-9775-3dfcce97072a\"]",
+        )
+        .unwrap_err();
+        assert!(e.0.contains("webauthn.allowed_aaguids"), "{e}");
+        assert!(e.0.contains("webauthn.attestation_ca_files"), "{e}");
+        assert_eq!(e.0.lines().count(), 1, "{e}");
+        let e = Settings::from_toml("[webauthn]\nattestation_ca_files = [\"ca.pem\"]").unwrap_err();
+        assert!(e.0.contains("webauthn.attestation_ca_files"), "{e}");
+        let ok = Settings::from_toml(
+            "[webauthn]\nattestation = \"direct\"\nattestation_ca_files = [\"ca.pem\"]\n\
+             allowed_aaguids = [\"ee882879-721c-4913-9775-3dfcce97072a\"]",
         )
         .unwrap();
         assert_eq!(ok.webauthn.allowed_aaguids.len(), 1);
+        assert_eq!(ok.webauthn.attestation_ca_files.len(), 1);
     }
 }

@@ -1,6 +1,7 @@
 //! Secrets the server generates, digests, constant-time comparison and
 //! password hashing.
 
+pub mod audit;
 pub mod jws;
 pub mod password;
 pub mod seal;
@@ -34,24 +35,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
-/// The `prev_hash` of the first audit entry.
-pub const AUDIT_GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// The link of the audit hash chain: each entry's hash covers its predecessor's
-/// hash and its own fields, so editing or deleting a row breaks every later link.
-pub fn audit_chain_hash(prev_hash: &str, seq: i64, e: &crate::domain::NewAuditEntry) -> String {
-    let canonical = serde_json::json!([
-        prev_hash,
-        seq,
-        e.at.timestamp(),
-        e.actor,
-        e.action,
-        e.subject,
-        e.ip,
-        e.detail.to_string(),
-    ]);
-    sha256_hex(canonical.to_string().as_bytes())
-}
+pub use audit::{AUDIT_GENESIS, audit_chain_hash};
 
 #[cfg(test)]
 mod tests {

@@ -10,3 +10,6 @@ pub mod params;
 pub mod pim;
 pub mod saml;
 pub mod webauthn;
+
+#[cfg(test)]
+mod proptests;

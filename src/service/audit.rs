@@ -1,19 +1,23 @@
 //! Reading and verifying the audit chain.
 
 use super::Services;
-use crate::crypto::AUDIT_GENESIS as GENESIS;
-use crate::crypto::audit_chain_hash;
+use crate::crypto::audit::{ChainCheck, Checkpoint, KEYED_AFTER};
 use crate::domain::AuditEntry;
 use crate::error::Result;
 
 const PAGE: i64 = 1000;
 
-/// Where the chain breaks, if it does.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// What a walk over the whole chain found.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainReport {
+    /// Entries verified (up to the break, if there is one).
     pub entries: i64,
-    /// The first sequence number whose link does not hold.
-    pub broken_at: Option<i64>,
+    /// Entries written before keying began (checked by plain hash only).
+    pub unkeyed: i64,
+    /// The head reached: sequence number and tag of the last entry.
+    pub head: Option<Checkpoint>,
+    /// Why the chain does not hold, in one line.
+    pub problem: Option<String>,
 }
 
 impl Services {
@@ -21,31 +25,54 @@ impl Services {
         self.db(move |r| r.recent_audit(limit)).await
     }
 
-    /// Walks the whole chain and recomputes every link.
-    pub async fn verify_audit(&self) -> Result<ChainReport> {
-        let mut after = 0;
-        let mut prev = GENESIS.to_string();
-        let mut count = 0;
+    /// Walks the whole chain and recomputes every link; with a
+    /// `checkpoint`, also checks that the chain still reaches it unchanged.
+    pub async fn verify_audit(&self, checkpoint: Option<Checkpoint>) -> Result<ChainReport> {
+        let marker = self.db(|r| r.meta(KEYED_AFTER)).await?;
+        let Some(keyed_after) = marker.and_then(|v| v.parse::<i64>().ok()) else {
+            return Ok(ChainReport {
+                entries: 0,
+                unkeyed: 0,
+                head: None,
+                problem: Some(format!(
+                    "the audit log's keying marker ({KEYED_AFTER} in the meta table) is missing or altered"
+                )),
+            });
+        };
+        let key = self.keys.audit_key();
+        let mut check = ChainCheck::new(&key, keyed_after, checkpoint);
+        let broken = |check: &ChainCheck, problem: String| ChainReport {
+            entries: check.entries(),
+            unkeyed: keyed_after.min(check.entries()),
+            head: None,
+            problem: Some(problem),
+        };
         loop {
+            let after = check.entries();
             let page = self.db(move |r| r.audit_after(after, PAGE)).await?;
             if page.is_empty() {
-                return Ok(ChainReport {
-                    entries: count,
-                    broken_at: None,
-                });
+                break;
             }
-            for e in page {
-                let expected = audit_chain_hash(&prev, e.seq, &e.entry);
-                if e.seq != after + 1 || e.prev_hash != prev || e.hash != expected {
-                    return Ok(ChainReport {
-                        entries: count,
-                        broken_at: Some(after + 1),
-                    });
+            for e in &page {
+                if let Err(problem) = check.step(e) {
+                    return Ok(broken(&check, problem));
                 }
-                count += 1;
-                after = e.seq;
-                prev = e.hash;
             }
         }
+        let entries = check.entries();
+        Ok(match check.finish() {
+            Ok(head) => ChainReport {
+                entries,
+                unkeyed: keyed_after.min(entries),
+                head: Some(head),
+                problem: None,
+            },
+            Err(problem) => ChainReport {
+                entries,
+                unkeyed: keyed_after.min(entries),
+                head: None,
+                problem: Some(problem),
+            },
+        })
     }
 }

@@ -162,10 +162,8 @@ impl Services {
             .await?;
             Ok(LoginFailure {
                 outcome: LoginOutcome::BadCredentials,
-                error: Error::new(
-                    ErrorKind::Unauthenticated,
-                    "That is not a valid username: at most 64 letters, digits and . _ - @.",
-                ),
+                // The same answer as a wrong password: nothing to tell apart.
+                error: Error::new(ErrorKind::Unauthenticated, BAD_CREDENTIALS),
             })
         };
         result.await.unwrap_or_else(|e: Error| LoginFailure {
@@ -562,7 +560,7 @@ impl Services {
             session.id_digest.clone(),
             Actor::user(user.username.as_str(), ip),
         );
-        let cut = self.db(move |r| {
+        self.db(move |r| {
             r.set_password(
                 &id,
                 &PasswordCredential {
@@ -580,12 +578,11 @@ impl Services {
                 &actor,
                 "password.change",
                 actor.name.as_str(),
-                json!({"sessions_ended": cut.sessions.len(), "grants_revoked": cut.grants_revoked}),
-            )?;
-            Ok((cut, actor.clone()))
+                json!({"sessions_ended": cut.sessions.len(), "grants_revoked": cut.grants_revoked,
+                    "logouts_queued": cut.notices}),
+            )
         })
-        .await?;
-        self.tell_downstream(&cut.0, &cut.1).await
+        .await
     }
 
     /// Whether the user must replace a one-time password before going on.

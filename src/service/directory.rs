@@ -195,7 +195,7 @@ impl Services {
         let now = self.now();
         let who = actor.clone();
         let actor = actor.clone();
-        let (user, cut) = self
+        let user = self
             .db(move |r| {
                 let user = need_user(r, &name)?;
                 r.set_user_status(&user.id, status, now)?;
@@ -213,18 +213,17 @@ impl Services {
                     &actor,
                     action,
                     name.as_str(),
-                    json!({"sessions_ended": cut.sessions.len(), "grants_revoked": cut.grants_revoked}),
+                    json!({"sessions_ended": cut.sessions.len(), "grants_revoked": cut.grants_revoked,
+                        "logouts_queued": cut.notices}),
                 )?;
-                let user = User {
+                Ok(User {
                     status,
                     updated_at: now,
                     ..user
-                };
-                Ok((user, cut))
+                })
             })
             .await?;
         if status == UserStatus::Disabled {
-            self.tell_downstream(&cut, &who).await?;
             self.end_all_elevations_of(&user.id, &who).await?;
         }
         Ok(user)
@@ -241,34 +240,31 @@ impl Services {
         let name = parse(Username::parse(username))?;
         let hash = self.hash_new_password(password, name.as_str()).await?;
         let now = self.now();
-        let (who, actor) = (actor.clone(), actor.clone());
+        let actor = actor.clone();
         // A reset is what an administrator does for a compromised account:
         // whoever held it loses every session, grant and refresh token.
-        let cut = self
-            .db(move |r| {
-                let user = need_user(r, &name)?;
-                r.set_password(
-                    &user.id,
-                    &PasswordCredential {
-                        hash: hash.clone(),
-                        must_change,
-                        updated_at: now,
-                    },
-                )?;
-                let cut = cut_access_in(r, &user.id, None, now)?;
-                record(
-                    r,
-                    now,
-                    &actor,
-                    "user.set_password",
-                    name.as_str(),
-                    json!({"must_change": must_change, "sessions_ended": cut.sessions.len(),
-                        "grants_revoked": cut.grants_revoked}),
-                )?;
-                Ok(cut)
-            })
-            .await?;
-        self.tell_downstream(&cut, &who).await
+        self.db(move |r| {
+            let user = need_user(r, &name)?;
+            r.set_password(
+                &user.id,
+                &PasswordCredential {
+                    hash: hash.clone(),
+                    must_change,
+                    updated_at: now,
+                },
+            )?;
+            let cut = cut_access_in(r, &user.id, None, now)?;
+            record(
+                r,
+                now,
+                &actor,
+                "user.set_password",
+                name.as_str(),
+                json!({"must_change": must_change, "sessions_ended": cut.sessions.len(),
+                        "grants_revoked": cut.grants_revoked, "logouts_queued": cut.notices}),
+            )
+        })
+        .await
     }
 
     pub async fn create_group(
@@ -316,7 +312,8 @@ impl Services {
         .await
     }
 
-    /// Adds (`member = true`) or removes a user from a group.
+    /// Adds (`member = true`) or removes a user from a group. A removal
+    /// ends the requests and windows the membership made eligible.
     pub async fn set_membership(
         &self,
         actor: &Actor,
@@ -327,35 +324,44 @@ impl Services {
         let gname = parse(GroupName::parse(group))?;
         let uname = parse(Username::parse(username))?;
         let now = self.now();
-        let actor = actor.clone();
-        self.db(move |r| {
-            let g = need_group(r, &gname)?;
-            let u = need_user(r, &uname)?;
-            if member {
-                r.add_member(&g, &u.id, now).map_err(|e| match e.kind {
-                    crate::error::ErrorKind::Conflict => {
-                        Error::conflict(format!("{uname} is already a member of {gname}"))
-                    }
-                    _ => e,
-                })?;
-            } else {
-                r.remove_member(&g, &u.id)?;
-            }
-            let action = if member {
-                "group.add_member"
-            } else {
-                "group.remove_member"
-            };
-            record(
-                r,
-                now,
-                &actor,
-                action,
-                gname.as_str(),
-                json!({"user": uname}),
-            )
-        })
-        .await
+        let (who, actor) = (actor.clone(), actor.clone());
+        let why = format!("removed from the group {gname}");
+        let user = self
+            .db(move |r| {
+                let g = need_group(r, &gname)?;
+                let u = need_user(r, &uname)?;
+                if member {
+                    r.add_member(&g, &u.id, now).map_err(|e| match e.kind {
+                        crate::error::ErrorKind::Conflict => {
+                            Error::conflict(format!("{uname} is already a member of {gname}"))
+                        }
+                        _ => e,
+                    })?;
+                } else {
+                    r.remove_member(&g, &u.id)?;
+                }
+                let action = if member {
+                    "group.add_member"
+                } else {
+                    "group.remove_member"
+                };
+                record(
+                    r,
+                    now,
+                    &actor,
+                    action,
+                    gname.as_str(),
+                    json!({"user": uname}),
+                )?;
+                Ok(u.id)
+            })
+            .await?;
+        if !member {
+            // Rule 7: what the membership made eligible ends with it.
+            self.end_unsupported_elevations(Some(&user), &who, &why)
+                .await?;
+        }
+        Ok(())
     }
 
     pub async fn create_role(&self, actor: &Actor, name: &str, description: &str) -> Result<Role> {

@@ -97,6 +97,11 @@ impl KeyCache {
         self.sealer.mac(purpose, data)
     }
 
+    /// The key that tags audit entries, derived from the at-rest key.
+    pub fn audit_key(&self) -> crate::crypto::audit::AuditKey {
+        crate::crypto::audit::AuditKey::derive(&self.sealer)
+    }
+
     pub fn open(&self, sealed: &str, aad: &[u8]) -> Result<Vec<u8>> {
         self.sealer
             .open(sealed, aad)

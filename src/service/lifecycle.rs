@@ -3,16 +3,16 @@
 //! change): every session ends, every grant and refresh token is revoked, and
 //! the applications that got something from those sessions are told.
 //!
-//! The change happens in the caller's transaction ([`cut_access_in`]); what
-//! to tell downstream is returned and sent by [`Services::tell_downstream`],
-//! the one place that sends these notices.
+//! Everything happens in the caller's transaction ([`cut_access_in`]),
+//! including telling downstream ([`queue_downstream`], the one place that
+//! does): the notices go into the outbox with the change, and a running
+//! server delivers them.
 
-use super::{Actor, Services, record};
+use super::outbox;
 use crate::domain::UserId;
 use crate::error::Result;
 use crate::store::Repo;
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
 /// A session that was ended, and who received something in it.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +30,8 @@ pub struct CutAccess {
     pub user_id: String,
     pub sessions: Vec<EndedSession>,
     pub grants_revoked: u64,
+    /// How many logout notices were queued.
+    pub notices: usize,
 }
 
 /// Ends every session and revokes every grant of `user` — but the session
@@ -68,49 +70,40 @@ pub(crate) fn cut_access_in(
         r.delete_session(&s.digest)?;
     }
     let grants_revoked = r.revoke_grants_of_user(user, keep, now)?;
-    Ok(CutAccess {
+    let mut cut = CutAccess {
         user_id: user.to_string(),
         sessions,
         grants_revoked,
-    })
+        notices: 0,
+    };
+    cut.notices = queue_downstream(r, now, &cut)?;
+    Ok(cut)
 }
 
-impl Services {
-    /// Tells every OIDC client (back-channel logout) and SAML service
-    /// provider (SOAP LogoutRequest) that received something in the ended
-    /// sessions, and audits who was told.
-    pub async fn tell_downstream(&self, cut: &CutAccess, actor: &Actor) -> Result<()> {
-        let mut told = Vec::new();
-        for s in &cut.sessions {
-            for c in &s.clients {
-                let sent = self
-                    .backchannel_logout_to(c, &s.digest, &cut.user_id)
-                    .await?;
-                told.push(format!("oidc:{c}:{}", outcome(sent)));
-            }
-            for (entity, name_id, index) in &s.saml {
-                let sent = self.saml_soap_logout(entity, name_id, index).await?;
-                told.push(format!("saml:{entity}:{}", outcome(sent)));
-            }
-        }
-        if told.is_empty() {
-            return Ok(());
-        }
-        let (now, actor, uid) = (self.now(), actor.clone(), cut.user_id.clone());
-        self.db(move |r| {
-            record(
+/// Queues, in the caller's transaction, a back-channel logout to every OIDC
+/// client and a SOAP LogoutRequest to every SAML service provider that
+/// received something in the ended sessions; how many were queued.
+pub(crate) fn queue_downstream(
+    r: &mut dyn Repo,
+    now: DateTime<Utc>,
+    cut: &CutAccess,
+) -> Result<usize> {
+    let mut queued = 0;
+    for s in &cut.sessions {
+        for c in &s.clients {
+            queued += usize::from(outbox::queue_backchannel_logout(
                 r,
                 now,
-                &actor,
-                "user.sessions_told",
-                &uid,
-                json!({"recipients": told}),
-            )
-        })
-        .await
+                c,
+                &s.digest,
+                &cut.user_id,
+            )?);
+        }
+        for (entity, name_id, index) in &s.saml {
+            queued += usize::from(outbox::queue_saml_soap_logout(
+                r, now, entity, name_id, index,
+            )?);
+        }
     }
-}
-
-fn outcome(sent: bool) -> &'static str {
-    if sent { "logout sent" } else { "not sent" }
+    Ok(queued)
 }

@@ -1,6 +1,7 @@
 //! Orchestration: protocol rules + store + ephemeral state + clock. The only
 //! owner of transactions and single-use consumption.
 
+pub mod attestation;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
@@ -12,6 +13,7 @@ pub mod lifecycle;
 pub mod mfa;
 pub mod oidc;
 pub mod outbound;
+pub mod outbox;
 pub mod passkey;
 pub mod pim;
 pub mod saml;
@@ -41,6 +43,9 @@ pub struct Services {
     /// The WebAuthn relying party (passkeys, security keys); `None` when
     /// the issuer is an IP address and no `webauthn.rp_id` is set.
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+    /// The CAs a registering authenticator's attestation must chain to
+    /// (`webauthn.attestation_ca_files`); `None` when not configured.
+    pub attestation_cas: Option<Arc<webauthn_rs::prelude::AttestationCaList>>,
 }
 
 /// Who caused an action, for the audit trail.

@@ -72,11 +72,11 @@ pub(super) enum Ceremony {
     Register {
         user_id: String,
         discoverable: bool,
-        state: PasskeyRegistration,
+        state: Registration,
     },
     Invite {
         digest: String,
-        state: PasskeyRegistration,
+        state: Registration,
     },
     SignIn {
         state: DiscoverableAuthentication,
@@ -89,6 +89,29 @@ pub(super) enum Ceremony {
         session: String,
         state: PasskeyAuthentication,
     },
+}
+
+/// A registration in flight: any authenticator, or (with
+/// `webauthn.attestation_ca_files`) one whose attestation must chain to a
+/// configured CA that vouches for its model.
+#[derive(Serialize, Deserialize)]
+pub(super) enum Registration {
+    Any(PasskeyRegistration),
+    Attested(AttestedPasskeyRegistration),
+}
+
+/// webauthn-rs' verdicts that mean "no trusted CA vouches for this model".
+fn untrusted_attestation(e: &WebauthnError) -> bool {
+    matches!(
+        e,
+        WebauthnError::AttestationNotVerifiable
+            | WebauthnError::AttestationChainNotTrusted(_)
+            | WebauthnError::AttestationUntrustedAaguid
+            | WebauthnError::AttestationFormatMissingAaguid
+            | WebauthnError::AttestationLeafCertMissing
+            | WebauthnError::AttestationCertificateTrustStoreEmpty
+            | WebauthnError::MissingAttestationCaList
+    )
 }
 
 fn ceremony_key(id: &str) -> String {
@@ -186,21 +209,30 @@ impl Services {
         user: &User,
         existing: &[StoredPasskey],
         discoverable: bool,
-    ) -> Result<(CreationChallengeResponse, PasskeyRegistration)> {
+    ) -> Result<(CreationChallengeResponse, Registration)> {
         let exclude: Vec<CredentialID> = existing
             .iter()
             .filter_map(|p| parse_passkey(p).ok())
             .map(|p| p.cred_id().clone())
             .collect();
-        let (mut ccr, state) = self
-            .rp()?
-            .start_passkey_registration(
-                user_handle(&user.id)?,
-                user.username.as_str(),
-                &user.display_name,
-                Some(exclude),
-            )
-            .map_err(|e| Error::internal(format!("webauthn start: {e}")))?;
+        let (rp, handle) = (self.rp()?, user_handle(&user.id)?);
+        let (name, display) = (user.username.as_str(), user.display_name.as_str());
+        let (mut ccr, state) = match &self.attestation_cas {
+            None => rp
+                .start_passkey_registration(handle, name, display, Some(exclude))
+                .map(|(ccr, s)| (ccr, Registration::Any(s))),
+            Some(cas) => rp
+                .start_attested_passkey_registration(
+                    handle,
+                    name,
+                    display,
+                    Some(exclude),
+                    cas.as_ref().clone(),
+                    None,
+                )
+                .map(|(ccr, s)| (ccr, Registration::Attested(s))),
+        }
+        .map_err(|e| Error::internal(format!("webauthn start: {e}")))?;
         // webauthn-rs asks for `residentKey: discouraged`; usernameless
         // sign-in needs the credential stored on the authenticator.
         if discoverable && let Some(sel) = ccr.public_key.authenticator_selection.as_mut() {
@@ -264,7 +296,7 @@ impl Services {
         name: &str,
         discoverable: bool,
         response: &RegisterPublicKeyCredential,
-        state: &PasskeyRegistration,
+        state: &Registration,
         actor: &Actor,
     ) -> Result<PasskeyView> {
         let stored = self
@@ -283,35 +315,57 @@ impl Services {
         name: &str,
         discoverable: bool,
         response: &RegisterPublicKeyCredential,
-        state: &PasskeyRegistration,
+        state: &Registration,
         actor: &Actor,
     ) -> Result<StoredPasskey> {
-        let passkey = self
-            .rp()?
-            .finish_passkey_registration(response, state)
-            .map_err(|e| {
-                Error::invalid("The passkey could not be registered. Please try again.")
-                    .with_detail(e.to_string())
-            })?;
+        let rp = self.rp()?;
+        let finished = match state {
+            Registration::Any(s) => rp.finish_passkey_registration(response, s),
+            Registration::Attested(s) => rp
+                .finish_attested_passkey_registration(response, s)
+                .map(Passkey::from),
+        };
+        // The AAGUID is the authenticator's own claim; it counts only when a
+        // configured CA vouched for it above.
         let aaguid = aaguid_of(response.response.attestation_object.as_ref());
-        if !aaguid_allowed(&self.settings.webauthn.allowed_aaguids, aaguid) {
-            let (a, n, now) = (actor.clone(), user.username.to_string(), self.now());
-            let model = aaguid.map(|a| a.to_string());
-            self.db(move |r| {
-                record(
-                    r,
-                    now,
-                    &a,
-                    "passkey.refused_model",
-                    &n,
-                    json!({"aaguid": model}),
+        let passkey = match finished {
+            Ok(p) => Some(p),
+            Err(e) if untrusted_attestation(&e) => None,
+            Err(e) => {
+                return Err(Error::invalid(
+                    "The passkey could not be registered. Please try again.",
                 )
-            })
-            .await?;
-            return Err(Error::forbidden(
-                "This kind of authenticator is not allowed here. Use one your organisation approved.",
-            ));
-        }
+                .with_detail(e.to_string()));
+            }
+        };
+        let passkey = match passkey {
+            Some(p) if aaguid_allowed(&self.settings.webauthn.allowed_aaguids, aaguid) => p,
+            refused => {
+                // Which check failed: no trusted CA vouched for the model, or
+                // the (vouched-for) model is not on the list.
+                let verdict = if refused.is_none() {
+                    "untrusted"
+                } else {
+                    "unlisted"
+                };
+                let (a, n, now) = (actor.clone(), user.username.to_string(), self.now());
+                let model = aaguid.map(|a| a.to_string());
+                self.db(move |r| {
+                    record(
+                        r,
+                        now,
+                        &a,
+                        "passkey.refused_model",
+                        &n,
+                        json!({"aaguid": model, "attestation": verdict}),
+                    )
+                })
+                .await?;
+                return Err(Error::forbidden(
+                    "This kind of authenticator is not allowed here. Use one your organisation approved.",
+                ));
+            }
+        };
         let cred: Credential = passkey.clone().into();
         let now = self.now();
         let stored = StoredPasskey {

@@ -98,6 +98,15 @@ pub trait AuditRepo {
     fn audit_after(&mut self, after: i64, limit: i64) -> Result<Vec<AuditEntry>>;
     /// How many `action` events about `subject` happened since `since`.
     fn count_audit(&mut self, action: &str, subject: &str, since: DateTime<Utc>) -> Result<i64>;
+    /// The distinct addresses of `action` events about `subject` before
+    /// `before`, at most `limit`.
+    fn audit_ips(
+        &mut self,
+        action: &str,
+        subject: &str,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<String>>;
 }
 
 pub trait MetaRepo {

@@ -110,6 +110,11 @@ pub struct StateChange {
 pub trait PimRepo {
     fn upsert_policy(&mut self, p: &StoredPolicy) -> Result<()>;
     fn policy(&mut self, role_id: &str) -> Result<Option<StoredPolicy>>;
+    /// Holds the role's policy row until the transaction ends, so checks
+    /// that count a role's requests (one open request per user, at most
+    /// N windows at once) run one at a time per role. SQLite's single
+    /// writer already serialises them.
+    fn lock_policy(&mut self, role_id: &str) -> Result<()>;
     fn list_policies(&mut self) -> Result<Vec<StoredPolicy>>;
 
     fn insert_eligibility(&mut self, e: &StoredEligibility) -> Result<()>;

@@ -346,7 +346,7 @@ pub async fn submit_request(
     let ip = client_ip(&req, &state);
     match state
         .services
-        .request_elevation(&user, Some(&session), input, ip)
+        .request_elevation(&user, Some(&session), Some(session.created_at), input, ip)
         .await
     {
         Ok(view) => {

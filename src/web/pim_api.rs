@@ -1,5 +1,8 @@
 //! The PIM JSON API, for scripts and tools. A caller is the user of a
-//! session cookie or of an access token with scope `pim`. Cookie callers
+//! session cookie or of an access token with the scope the route needs:
+//! `pim` for the user's own elevations (`/api/v1/me/*`), `pim:approve` for
+//! the approval inbox and decisions, `pim:admin` for everyone's elevations
+//! (an app holding `pim` cannot stand in for a second person). Cookie callers
 //! must send `Content-Type: application/json`, which no cross-site form can
 //! (and SameSite keeps the cookie off cross-site POSTs besides).
 
@@ -7,6 +10,7 @@ use super::State;
 use super::page::{client_ip, session_token, status_for};
 use crate::domain::{Session, User};
 use crate::error::{Error, ErrorKind};
+use crate::protocol::oidc::scope::{PIM_ADMIN, PIM_APPROVE, PIM_SELF};
 use crate::service::pim::ElevationInput;
 use actix_web::http::header::CACHE_CONTROL;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -88,9 +92,14 @@ fn ok(v: impl serde::Serialize) -> ApiResult {
         .json(v))
 }
 
-/// The calling user and, when there is one, the browser session behind it
-/// (its factor times decide the fresh-passkey condition).
-async fn caller(req: &HttpRequest, state: &State) -> Result<(User, Option<Session>), ApiError> {
+/// The calling user, the browser session behind the call while it lives
+/// (its factor times decide the fresh-passkey condition), and when the
+/// user signed in for it (the risk score's history ends there).
+async fn caller(
+    req: &HttpRequest,
+    state: &State,
+    scope: &'static str,
+) -> Result<(User, Option<Session>, Option<DateTime<Utc>>), ApiError> {
     let auth = req
         .headers()
         .get("authorization")
@@ -101,15 +110,17 @@ async fn caller(req: &HttpRequest, state: &State) -> Result<(User, Option<Sessio
             .map(|(_, t)| t.trim().to_string())
     }) {
         let at = state.services.verify_access_token(&token).await?;
-        if !at.scope().iter().any(|s| s == "pim") {
+        if !at.scope().iter().any(|s| s == scope) {
             return Err(Error::oauth(
                 ErrorKind::Forbidden,
                 "insufficient_scope",
-                "this token lacks the pim scope",
+                format!("this token lacks the {scope} scope"),
             )
             .into());
         }
-        return Ok(state.services.token_user(&at).await?);
+        let (user, session) = state.services.token_user(&at).await?;
+        let signed_in = at.grant.auth_time.unwrap_or(at.grant.created_at);
+        return Ok((user, session, Some(signed_in)));
     }
     if let Some(t) = session_token(req, state)
         && let Some((s, u)) = state.services.session_for(&t).await?
@@ -127,23 +138,24 @@ async fn caller(req: &HttpRequest, state: &State) -> Result<(User, Option<Sessio
             )
             .into());
         }
-        return Ok((u, Some(s)));
+        let signed_in = s.created_at;
+        return Ok((u, Some(s), Some(signed_in)));
     }
     Err(Error::oauth(
         ErrorKind::Unauthenticated,
         "invalid_token",
-        "sign in, or send an access token with the pim scope",
+        format!("sign in, or send an access token with the {scope} scope"),
     )
     .into())
 }
 
 async fn eligibilities(req: HttpRequest, state: State) -> ApiResult {
-    let (user, _) = caller(&req, &state).await?;
+    let (user, ..) = caller(&req, &state, PIM_SELF).await?;
     ok(json!({"eligibilities": state.services.my_eligibilities(&user).await?}))
 }
 
 async fn my_elevations(req: HttpRequest, state: State) -> ApiResult {
-    let (user, _) = caller(&req, &state).await?;
+    let (user, ..) = caller(&req, &state, PIM_SELF).await?;
     ok(json!({"elevations": state.services.my_requests(&user).await?}))
 }
 
@@ -158,7 +170,7 @@ struct RequestBody {
 }
 
 async fn request(req: HttpRequest, state: State, body: web::Json<RequestBody>) -> ApiResult {
-    let (user, session) = caller(&req, &state).await?;
+    let (user, session, signed_in) = caller(&req, &state, PIM_SELF).await?;
     let b = body.into_inner();
     let input = ElevationInput {
         role: b.role,
@@ -171,7 +183,13 @@ async fn request(req: HttpRequest, state: State, body: web::Json<RequestBody>) -
     };
     let view = state
         .services
-        .request_elevation(&user, session.as_ref(), input, client_ip(&req, &state))
+        .request_elevation(
+            &user,
+            session.as_ref(),
+            signed_in,
+            input,
+            client_ip(&req, &state),
+        )
         .await?;
     Ok(HttpResponse::Created()
         .insert_header((CACHE_CONTROL, "no-store"))
@@ -180,12 +198,12 @@ async fn request(req: HttpRequest, state: State, body: web::Json<RequestBody>) -
 }
 
 async fn one(req: HttpRequest, state: State, id: web::Path<String>) -> ApiResult {
-    let (user, _) = caller(&req, &state).await?;
+    let (user, ..) = caller(&req, &state, PIM_SELF).await?;
     ok(state.services.my_request(&user, &id).await?)
 }
 
 async fn end(req: HttpRequest, state: State, id: web::Path<String>) -> ApiResult {
-    let (user, _) = caller(&req, &state).await?;
+    let (user, ..) = caller(&req, &state, PIM_SELF).await?;
     ok(state
         .services
         .end_elevation(&user, &id, client_ip(&req, &state))
@@ -194,7 +212,7 @@ async fn end(req: HttpRequest, state: State, id: web::Path<String>) -> ApiResult
 
 /// The caller, who must be a PIM administrator.
 async fn admin(req: &HttpRequest, state: &State) -> Result<User, ApiError> {
-    let (user, _) = caller(req, state).await?;
+    let (user, ..) = caller(req, state, PIM_ADMIN).await?;
     if !state.services.is_pim_admin(&user).await? {
         return Err(Error::oauth(
             ErrorKind::Forbidden,
@@ -236,7 +254,7 @@ async fn revoke(
 }
 
 async fn approvals(req: HttpRequest, state: State) -> ApiResult {
-    let (user, _) = caller(&req, &state).await?;
+    let (user, ..) = caller(&req, &state, PIM_APPROVE).await?;
     ok(json!({"approvals": state.services.approval_inbox(&user).await?}))
 }
 
@@ -254,7 +272,7 @@ async fn decide(
     id: web::Path<String>,
     body: web::Json<DecisionBody>,
 ) -> ApiResult {
-    let (user, _) = caller(&req, &state).await?;
+    let (user, ..) = caller(&req, &state, PIM_APPROVE).await?;
     let approve = match body.decision.as_str() {
         "approve" => true,
         "deny" => false,

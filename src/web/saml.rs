@@ -1,7 +1,10 @@
 //! SAML endpoints: metadata, SSO (both bindings), IdP-initiated SSO.
 
 use super::State;
-use super::page::{PageResult, auto_post, client_ip, error_page, see_other, signed_in, to_sign_in};
+use super::page::{
+    Browser, PageResult, auto_post, browser_binding, client_ip, error_page, see_other, signed_in,
+    to_sign_in,
+};
 use crate::domain::Binding;
 use crate::service::saml::slo::{Outgoing, SloIn, SloOutcome};
 use crate::service::saml::sso::{SamlPost, SamlRequestIn, SsoOutcome};
@@ -59,11 +62,12 @@ async fn sso_redirect(req: HttpRequest, state: State) -> PageResult {
         raw_query: Some(req.query_string().to_string()),
     };
     let session = signed_in(&req, &state).await?;
+    let browser = Browser::of(&req, &state);
     let outcome = state
         .services
-        .saml_sso(input, session, client_ip(&req, &state))
+        .saml_sso(input, session, &browser.binding, client_ip(&req, &state))
         .await?;
-    respond(outcome)
+    Ok(browser.attach(respond(outcome)?))
 }
 
 async fn sso_post(req: HttpRequest, state: State, form: web::Form<SsoParams>) -> PageResult {
@@ -78,11 +82,12 @@ async fn sso_post(req: HttpRequest, state: State, form: web::Form<SsoParams>) ->
         raw_query: None,
     };
     let session = signed_in(&req, &state).await?;
+    let browser = Browser::of(&req, &state);
     let outcome = state
         .services
-        .saml_sso(input, session, client_ip(&req, &state))
+        .saml_sso(input, session, &browser.binding, client_ip(&req, &state))
         .await?;
-    respond(outcome)
+    Ok(browser.attach(respond(outcome)?))
 }
 
 #[derive(Deserialize)]
@@ -94,7 +99,12 @@ async fn resume(req: HttpRequest, state: State, q: web::Query<Resume>) -> PageRe
     let session = signed_in(&req, &state).await?;
     let outcome = state
         .services
-        .saml_continue(&q.tx, session, client_ip(&req, &state))
+        .saml_continue(
+            &q.tx,
+            session,
+            &browser_binding(&req),
+            client_ip(&req, &state),
+        )
         .await?;
     respond(outcome)
 }
@@ -109,11 +119,18 @@ struct Init {
 async fn idp_init(req: HttpRequest, state: State, q: web::Query<Init>) -> PageResult {
     let session = signed_in(&req, &state).await?;
     let q = q.into_inner();
+    let browser = Browser::of(&req, &state);
     let outcome = state
         .services
-        .saml_idp_init(&q.sp, q.relay_state, session, client_ip(&req, &state))
+        .saml_idp_init(
+            &q.sp,
+            q.relay_state,
+            session,
+            &browser.binding,
+            client_ip(&req, &state),
+        )
         .await?;
-    respond(outcome)
+    Ok(browser.attach(respond(outcome)?))
 }
 
 fn respond(outcome: SsoOutcome) -> PageResult {

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn portcullis(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+pub(crate) fn portcullis(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
     cmd.arg("--config").arg(config).args(args);
     cmd.env_remove("PORTCULLIS_CONFIG");
@@ -25,7 +25,7 @@ fn portcullis(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn ok(out: &Output) -> String {
+pub(crate) fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
         "exit {:?}\nstdout: {}\nstderr: {}",
@@ -36,7 +36,7 @@ fn ok(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
-fn failure(out: &Output) -> (i32, String) {
+pub(crate) fn failure(out: &Output) -> (i32, String) {
     assert!(
         !out.status.success(),
         "expected failure: {}",
@@ -48,7 +48,7 @@ fn failure(out: &Output) -> (i32, String) {
     )
 }
 
-fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
+pub(crate) fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
     let p = dir.join("portcullis.toml");
     std::fs::write(&p, text).unwrap();
     p

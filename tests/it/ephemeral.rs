@@ -100,9 +100,15 @@ async fn memory_store_honours_ttl_by_the_clock() {
 async fn memory_store_stays_within_its_bound() {
     let clock = FixedClock::new(t0());
     let store = MemoryStore::new(64, clock);
+    // Beyond the bound new entries are refused, never made room for by
+    // evicting live ones.
+    let mut refused = 0;
     for i in 0..10_000 {
-        store.put_ttl(&format!("k{i}"), b"v", MIN).await.unwrap();
+        if store.put_ttl(&format!("k{i}"), b"v", MIN).await.is_err() {
+            refused += 1;
+        }
     }
+    assert!(refused > 0);
     let mut held = 0;
     for i in 0..10_000 {
         if store.get(&format!("k{i}")).await.unwrap().is_some() {

@@ -3,6 +3,8 @@
 //! `PORTCULLIS_TEST_REDIS_URL` are set and say that they were skipped otherwise.
 
 mod attack;
+mod attestation;
+mod audit_chain;
 mod browser;
 mod browser_pim;
 #[allow(dead_code)]
@@ -17,10 +19,10 @@ pub mod oidc;
 mod ops;
 mod outbound;
 mod passkey;
-mod pim;
+pub mod pim;
 mod policy;
 mod privileged_app;
-mod saml;
+pub mod saml;
 mod saml_logout_scope;
 mod saml_signed;
 mod saml_slo;

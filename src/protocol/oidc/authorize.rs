@@ -255,11 +255,11 @@ pub fn validate(
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::protocol) mod tests {
     use super::*;
     use crate::domain::{AuthMethod, SigningAlg};
 
-    fn client(public: bool) -> Client {
+    pub(in crate::protocol) fn client(public: bool) -> Client {
         let now = chrono::DateTime::from_timestamp(0, 0).unwrap();
         Client {
             client_id: "app".into(),

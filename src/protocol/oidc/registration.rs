@@ -179,12 +179,16 @@ pub fn from_metadata(body: &Value) -> Result<ClientDraft, MetadataError> {
         jwks: m.get("jwks").filter(|j| !j.is_null()).cloned(),
         backchannel_logout_uri: string(m, "backchannel_logout_uri")?.map(str::to_string),
     };
-    if draft.scopes.iter().any(|s| s == "pim") {
-        // Requesting and ending elevations for users is for applications an
-        // administrator vouched for.
-        return Err(meta(
-            "the pim scope is only for clients an administrator registers",
-        ));
+    if let Some(s) = draft
+        .scopes
+        .iter()
+        .find(|s| scope::ADMIN_REGISTERED_ONLY.contains(&s.as_str()))
+    {
+        // Acting on elevations (one's own, others' requests, everyone's)
+        // is for applications an administrator vouched for.
+        return Err(meta(format!(
+            "the {s} scope is only for clients an administrator registers"
+        )));
     }
     check_draft(&draft)?;
     // The server calls this URL itself: a self-registered client may not

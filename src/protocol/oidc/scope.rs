@@ -8,8 +8,21 @@ pub const SUPPORTED: &[&str] = &[
     "groups",
     "roles",
     "offline_access",
-    "pim",
+    PIM_SELF,
+    PIM_APPROVE,
+    PIM_ADMIN,
 ];
+
+/// Request, list and end the user's own elevations (`/api/v1/me/*`).
+pub const PIM_SELF: &str = "pim";
+/// Decide on other people's requests in the user's name.
+pub const PIM_APPROVE: &str = "pim:approve";
+/// List and revoke everyone's elevations in an administrator's name.
+pub const PIM_ADMIN: &str = "pim:admin";
+
+/// Scopes only a client an administrator registered may hold: dynamic
+/// registration refuses them.
+pub const ADMIN_REGISTERED_ONLY: &[&str] = &[PIM_SELF, PIM_APPROVE, PIM_ADMIN];
 
 /// Splits a space-separated scope string; duplicates are dropped, order kept.
 pub fn parse(s: &str) -> Vec<String> {
@@ -48,7 +61,9 @@ pub fn describe(scope: &str) -> &'static str {
         "groups" => "The groups you belong to",
         "roles" => "Your roles",
         "offline_access" => "Stay connected while you are away (refresh tokens)",
-        "pim" => "See your privileged access and request or end elevations for you",
+        PIM_SELF => "See your privileged access and request or end elevations for you",
+        PIM_APPROVE => "Approve or deny other people's elevation requests in your name",
+        PIM_ADMIN => "See and revoke everyone's elevations in your name (PIM administrators)",
         _ => "Other access",
     }
 }
@@ -56,6 +71,16 @@ pub fn describe(scope: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_pim_scope_is_named_on_the_consent_page() {
+        for s in ADMIN_REGISTERED_ONLY {
+            assert!(SUPPORTED.contains(s));
+            assert_ne!(describe(s), describe("unknown"), "{s}");
+        }
+        assert!(describe(PIM_APPROVE).contains("Approve"));
+        assert!(describe(PIM_ADMIN).contains("revoke everyone's"));
+    }
 
     #[test]
     fn parse_splits_and_dedupes() {

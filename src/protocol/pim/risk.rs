@@ -82,6 +82,52 @@ pub fn is_new_network(ip: Option<IpAddr>, seen: &[IpAddr]) -> bool {
         .any(|other| same_network(ip, normalise_ip(*other)))
 }
 
+/// An earlier request of the requester, as the risk rules read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastRequest {
+    pub created_at: DateTime<Utc>,
+    /// It was granted a window (approved, active or ended by time).
+    pub granted: bool,
+    pub ip: Option<IpAddr>,
+    pub risk_score: u32,
+}
+
+/// The addresses a new request's network is compared with: sign-ins and
+/// granted windows from before `since` (the current sign-in). Requests
+/// that were withdrawn, denied or expired, and anything after `since`,
+/// never make a network known: a requester cannot vouch for themselves.
+pub fn known_addresses(
+    sign_ins: &[IpAddr],
+    past: &[PastRequest],
+    since: DateTime<Utc>,
+) -> Vec<IpAddr> {
+    sign_ins
+        .iter()
+        .copied()
+        .chain(
+            past.iter()
+                .filter(|p| p.granted && p.created_at < since)
+                .filter_map(|p| p.ip),
+        )
+        .collect()
+}
+
+/// Whether a recent request that scored `threshold` or more and was not
+/// granted (withdrawn, denied, expired, still waiting) keeps forcing
+/// approval: one made within `cool_down` before `now`.
+pub fn cooling_down(
+    past: &[PastRequest],
+    threshold: u32,
+    now: DateTime<Utc>,
+    cool_down: chrono::Duration,
+) -> bool {
+    past.iter()
+        .any(|p| !p.granted && p.risk_score >= threshold && p.created_at > now - cool_down)
+}
+
+/// The factor an approver sees when [`cooling_down`] forced approval.
+pub const COOL_DOWN_FACTOR: &str = "a high-risk request in the cool-down period";
+
 /// Same /24 for IPv4, same /64 for IPv6; addresses of different families never match.
 fn same_network(a: IpAddr, b: IpAddr) -> bool {
     match (a, b) {
@@ -152,6 +198,53 @@ mod tests {
         assert!(!is_off_hours(at(29, 20, 0), chrono_tz::Pacific::Auckland));
         assert!(is_off_hours(at(29, 20, 0), berlin));
         assert!(is_off_hours(at(29, 12, 0), berlin)); // Sunday
+    }
+
+    fn past(mins: i64, granted: bool, ip: &str, score: u32) -> PastRequest {
+        PastRequest {
+            created_at: t(mins),
+            granted,
+            ip: Some(ip.parse().unwrap()),
+            risk_score: score,
+        }
+    }
+
+    fn t(mins: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 2, 22, 0, 0).unwrap() + chrono::Duration::minutes(mins)
+    }
+
+    #[test]
+    fn only_granted_history_from_before_the_sign_in_is_known() {
+        let signed_in = t(0);
+        let history = [
+            past(-60, true, "192.0.2.1", 0),      // granted, earlier: known
+            past(-30, false, "198.51.100.1", 75), // withdrawn: never
+            past(5, true, "203.0.113.1", 0),      // granted after the sign-in: no
+        ];
+        let known = known_addresses(&["10.0.0.1".parse().unwrap()], &history, signed_in);
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert!(!is_new_network(ip("192.0.2.9"), &known));
+        assert!(!is_new_network(ip("10.0.0.7"), &known));
+        assert!(is_new_network(ip("198.51.100.1"), &known));
+        assert!(is_new_network(ip("203.0.113.1"), &known));
+    }
+
+    #[test]
+    fn a_high_risk_request_not_granted_forces_approval_for_the_cool_down() {
+        let day = chrono::Duration::hours(24);
+        let withdrawn = [past(0, false, "198.51.100.1", 75)];
+        assert!(cooling_down(&withdrawn, 60, t(1), day));
+        assert!(cooling_down(&withdrawn, 60, t(24 * 60 - 1), day));
+        assert!(!cooling_down(&withdrawn, 60, t(24 * 60), day));
+        assert!(!cooling_down(&withdrawn, 80, t(1), day), "below threshold");
+        let granted = [past(0, true, "198.51.100.1", 75)];
+        assert!(!cooling_down(&granted, 60, t(1), day), "an approver saw it");
+        assert!(!cooling_down(
+            &withdrawn,
+            60,
+            t(1),
+            chrono::Duration::zero()
+        ));
     }
 
     #[test]

@@ -257,6 +257,33 @@ pub fn check_windows(
     }
 }
 
+/// The window a final approval grants at `now` for a request planned as
+/// `[starts_at, ends_at)`: one approved late starts now and keeps its
+/// length, but never runs past the end of the time-of-day window it starts
+/// in; and no window runs past the end of the requester's eligibility
+/// (`eligible_until`; `None` = no end).
+pub fn granted_window(
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    windows: &[TimeWindow],
+    eligible_until: Option<DateTime<Utc>>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let (start, mut end) = if starts_at >= now {
+        (starts_at, ends_at)
+    } else {
+        let mut end = now + (ends_at - starts_at);
+        if let Ok(Some(window_end)) = check_windows(windows, now) {
+            end = end.min(window_end);
+        }
+        (now, end)
+    };
+    if let Some(until) = eligible_until {
+        end = end.min(until);
+    }
+    (start, end)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,5 +417,37 @@ mod tests {
         let expected = "outside the allowed window Mon–Fri 14:00–16:00 Europe/Berlin \
                         or Mon 12:00–15:00 UTC";
         assert_eq!(outside, expected);
+    }
+
+    #[test]
+    fn a_late_approval_keeps_its_length_but_not_past_eligibility() {
+        let t = |m: i64| {
+            chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 3, 2, 10, 0, 0).unwrap()
+                + chrono::Duration::minutes(m)
+        };
+        // On time: as planned, cut to the eligibility.
+        assert_eq!(
+            granted_window(t(10), t(40), t(0), &[], None),
+            (t(10), t(40))
+        );
+        assert_eq!(
+            granted_window(t(10), t(40), t(0), &[], Some(t(30))),
+            (t(10), t(30))
+        );
+        // Late: starts now, keeps its 60 minutes, unless eligibility ends first.
+        assert_eq!(
+            granted_window(t(0), t(60), t(20), &[], None),
+            (t(20), t(80))
+        );
+        assert_eq!(
+            granted_window(t(0), t(60), t(20), &[], Some(t(60))),
+            (t(20), t(60))
+        );
+        // And not past the end of the time-of-day window it starts in.
+        let w: TimeWindow = "Mon-Fri 09:00-11:00 UTC".parse().unwrap();
+        assert_eq!(
+            granted_window(t(0), t(60), t(30), &[w], None),
+            (t(30), t(60))
+        );
     }
 }

@@ -7,12 +7,13 @@ use crate::domain::{Client, SigningAlg};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::oidc::claims::sid_for;
 use crate::protocol::oidc::uri::with_query;
-use crate::service::{Services, outbound};
+use crate::service::Services;
+use crate::service::{outbound, outbox};
+use crate::store::Repo;
 use serde_json::json;
 use std::time::Duration;
 
 const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
-const ATTEMPTS: u32 = 3;
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The end-session endpoint's parameters.
@@ -105,68 +106,89 @@ impl Services {
         })
     }
 
-    /// Tells every client that received tokens in the ended session, in the
-    /// background: the caller never waits for slow receivers.
+    /// Queues a back-channel logout for every client that received tokens
+    /// in the ended session; a running server delivers them (see
+    /// `service::outbox`).
     pub async fn backchannel_logout(&self, session_digest: &str, user_id: &str) -> Result<()> {
-        let digest = session_digest.to_string();
-        let grants = self.db(move |r| r.grants_of_session(&digest)).await?;
-        let mut ids: Vec<String> = grants.into_iter().map(|g| g.client_id).collect();
-        ids.sort();
-        ids.dedup();
-        for id in ids {
-            self.backchannel_logout_to(&id, session_digest, user_id)
-                .await?;
-        }
-        Ok(())
+        let (digest, user, now) = (session_digest.to_string(), user_id.to_string(), self.now());
+        self.db(move |r| queue_session_logouts(r, now, &digest, &user).map(|_| ()))
+            .await
     }
 
-    /// Tells one client, in the background, that the session ended. False
-    /// when the client registered no back-channel logout URI.
+    /// Queues a back-channel logout for one client. False when the client
+    /// registered no back-channel logout URI.
     pub async fn backchannel_logout_to(
         &self,
         client_id: &str,
         session_digest: &str,
         user_id: &str,
     ) -> Result<bool> {
-        let Some(client) = self.client(client_id).await? else {
-            return Ok(false);
-        };
-        let Some(uri) = client.backchannel_logout_uri.clone() else {
-            return Ok(false);
+        let (cid, digest, user, now) = (
+            client_id.to_string(),
+            session_digest.to_string(),
+            user_id.to_string(),
+            self.now(),
+        );
+        self.db(move |r| outbox::queue_backchannel_logout(r, now, &cid, &digest, &user))
+            .await
+    }
+
+    /// Builds, signs and POSTs one logout token (an outbox attempt).
+    pub(crate) async fn send_backchannel_logout(
+        &self,
+        uri: &str,
+        n: &outbox::BackchannelNotice,
+    ) -> std::result::Result<u16, String> {
+        let client = match self.client(&n.client_id).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return Err("the client no longer exists".into()),
+            Err(e) => return Err(e.to_string()),
         };
         // A self-registered client's URL is called only at the public
         // addresses its name resolves to now; an administrator's as given.
         let http = if client.registered_dynamically {
-            let checked = outbound::check_destination(&uri, outbound::system_lookup).await;
+            let checked = outbound::check_destination(uri, outbound::system_lookup).await;
             match checked.and_then(|c| c.client()) {
                 Ok(h) => h,
                 Err(why) => {
-                    self.refuse_backchannel(&client.client_id, why).await?;
-                    return Ok(false);
+                    self.refuse_backchannel(&client.client_id, &why).await;
+                    return Err(why);
                 }
             }
         } else {
             self.http.clone()
         };
-        let token = self.logout_token(&client, session_digest, user_id)?;
-        tokio::spawn(deliver_logout(http, uri, token, client.client_id));
-        Ok(true)
+        let token = self
+            .logout_token(&client, &n.session_digest, &n.user_id)
+            .map_err(|e| e.to_string())?;
+        http.post(uri)
+            .timeout(ATTEMPT_TIMEOUT)
+            .form(&[("logout_token", token.as_str())])
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(|e| e.to_string())
     }
 
-    async fn refuse_backchannel(&self, client_id: &str, why: String) -> Result<()> {
+    /// Audits a refused destination (the outbox records the attempt too).
+    async fn refuse_backchannel(&self, client_id: &str, why: &str) {
         tracing::warn!(client = %client_id, reason = %why, "back-channel logout refused: not a public address");
-        let (cid, now) = (client_id.to_string(), self.now());
-        self.db(move |r| {
-            crate::service::record(
-                r,
-                now,
-                &crate::service::Actor::system(),
-                "oidc.backchannel_refused",
-                &cid,
-                json!({"why": why}),
-            )
-        })
-        .await
+        let (cid, why, now) = (client_id.to_string(), why.to_string(), self.now());
+        let audited = self
+            .db(move |r| {
+                crate::service::record(
+                    r,
+                    now,
+                    &crate::service::Actor::system(),
+                    "oidc.backchannel_refused",
+                    &cid,
+                    json!({"why": why}),
+                )
+            })
+            .await;
+        if let Err(e) = audited {
+            tracing::warn!(error = %e, "could not audit a refused back-channel logout");
+        }
     }
 
     fn logout_token(&self, client: &Client, session_digest: &str, user_id: &str) -> Result<String> {
@@ -185,28 +207,26 @@ impl Services {
     }
 }
 
-/// POSTs the logout token, retrying with backoff; gives up quietly (logged).
-async fn deliver_logout(http: reqwest::Client, uri: String, token: String, client_id: String) {
-    for attempt in 0..ATTEMPTS {
-        let sent = http
-            .post(&uri)
-            .timeout(ATTEMPT_TIMEOUT)
-            .form(&[("logout_token", token.as_str())])
-            .send()
-            .await;
-        match sent {
-            Ok(r) if r.status().is_success() => {
-                tracing::info!(client = %client_id, "back-channel logout delivered");
-                return;
-            }
-            Ok(r) => {
-                tracing::warn!(client = %client_id, status = r.status().as_u16(), attempt, "back-channel logout refused")
-            }
-            Err(e) => {
-                tracing::warn!(client = %client_id, error = %e, attempt, "back-channel logout failed")
-            }
+/// Queues a back-channel logout to every client that received tokens in the
+/// session, inside the caller's transaction; the number queued.
+pub(crate) fn queue_session_logouts(
+    r: &mut dyn Repo,
+    now: chrono::DateTime<chrono::Utc>,
+    session_digest: &str,
+    user_id: &str,
+) -> Result<usize> {
+    let mut ids: Vec<String> = r
+        .grants_of_session(session_digest)?
+        .into_iter()
+        .map(|g| g.client_id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let mut queued = 0;
+    for id in ids {
+        if outbox::queue_backchannel_logout(r, now, &id, session_digest, user_id)? {
+            queued += 1;
         }
-        tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
     }
-    tracing::error!(client = %client_id, "back-channel logout given up after {ATTEMPTS} attempts");
+    Ok(queued)
 }

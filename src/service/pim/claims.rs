@@ -84,10 +84,15 @@ pub(crate) fn elevations_in(
         let Some(role) = roles.iter().find(|x| x.id.as_str() == q.role_id) else {
             continue;
         };
+        // Rule 7, a second line behind the sweeper: a window whose
+        // eligibility is gone emits nothing, and none runs past it.
+        let Some(ends_at) = super::basis::supported_end(r, &q, now)?.filter(|e| *e > now) else {
+            continue;
+        };
         out.push(Elevation {
             request_id: q.id,
             role: role.name.to_string(),
-            ends_at: q.ends_at,
+            ends_at,
         });
     }
     Ok(out)
@@ -154,13 +159,14 @@ impl Services {
                         .filter(|q| q.role_id == x.id.as_str())
                         .map(|q| current_state(&q, now))
                         .find(|s| matches!(s, State::Pending | State::Approved | State::Active));
+                    let eligible = super::eligible_until(r, &u.id, x.id.as_str(), now)?.is_some();
                     match open {
-                        // Active, yet not admitted: its network or hours do not hold.
-                        Some(State::Active) => Gate::ConditionsUnmet,
+                        // Active, yet not admitted: its network or hours do
+                        // not hold (or its eligibility is gone).
+                        Some(State::Active) if eligible => Gate::ConditionsUnmet,
+                        Some(State::Active) => Gate::NotEligible,
                         Some(_) => Gate::Waiting,
-                        None if super::eligible_until(r, &u.id, x.id.as_str(), now)?.is_some() => {
-                            Gate::MayRequest
-                        }
+                        None if eligible => Gate::MayRequest,
                         None => Gate::NotEligible,
                     }
                 }
@@ -228,7 +234,8 @@ impl Services {
     }
 
     /// Rule 4: an access token carrying elevations is live only while every
-    /// one of them is still active (not ended, not revoked).
+    /// one of them is still active (not ended, not revoked) and still has
+    /// its basis (rule 7).
     pub async fn elevations_still_active(&self, request_ids: Vec<String>) -> Result<bool> {
         if request_ids.is_empty() {
             return Ok(true);
@@ -237,7 +244,10 @@ impl Services {
         self.db(move |r| {
             for id in &request_ids {
                 match r.request(id)? {
-                    Some(q) if current_state(&q, now) == State::Active => {}
+                    Some(q)
+                        if current_state(&q, now) == State::Active
+                            && super::basis::supported_end(r, &q, now)?
+                                .is_some_and(|e| e > now) => {}
                     _ => return Ok(false),
                 }
             }

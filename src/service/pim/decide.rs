@@ -1,14 +1,16 @@
 //! The approver's side: the inbox and decisions. Nobody approves their own
 //! request; a request needing N approvals becomes approved with the Nth.
 
+use super::basis::basis_until;
 use super::notify::enqueue;
 use super::view::{ApprovalItem, Names, RequestView, current_state};
 use super::{forbidden, policy_of};
 use crate::domain::User;
 use crate::error::{Error, Result};
 use crate::protocol::pim::policy::Approval;
+use crate::protocol::pim::request::Refusal;
 use crate::protocol::pim::state::{Event, State, transition};
-use crate::protocol::pim::window::check_windows;
+use crate::protocol::pim::window;
 use crate::service::{Actor, Services, record};
 use crate::store::{Repo, StateChange, StoredDecision, StoredRequest};
 use chrono::{DateTime, Utc};
@@ -17,7 +19,7 @@ use std::net::IpAddr;
 
 /// Whether `approver` may decide on `q` (not whether they already did).
 fn may_decide(r: &mut dyn Repo, approver: &User, q: &StoredRequest) -> Result<bool> {
-    if approver.id == q.user_id {
+    if approver.id == q.user_id || !approver.is_active() {
         return Ok(false);
     }
     Ok(match q.approval.parse::<Approval>() {
@@ -39,26 +41,43 @@ fn approvals_needed(q: &StoredRequest) -> usize {
     }
 }
 
-/// The window an approval grants at `now`: one approved late starts now
-/// and keeps its length, but never runs past the end of the time-of-day
-/// window it starts in.
+/// The approvals that count now: those of approvers who still may decide
+/// (a vote ends with its approver's standing: left the group, disabled).
+fn standing_approvals(
+    r: &mut dyn Repo,
+    q: &StoredRequest,
+    decisions: &[StoredDecision],
+) -> Result<usize> {
+    let mut n = 0;
+    for d in decisions.iter().filter(|d| d.decision == "approve") {
+        if let Some(u) = r.user_by_id(&d.approver_id)?
+            && may_decide(r, &u, q)?
+        {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// The window an approval grants at `now` (see the protocol's rule), with
+/// the role's time-of-day windows and the requester's eligibility end.
 fn granted_window(
     r: &mut dyn Repo,
     q: &StoredRequest,
     now: DateTime<Utc>,
+    eligible_until: Option<DateTime<Utc>>,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
-    if q.starts_at >= now {
-        return Ok((q.starts_at, q.ends_at));
-    }
-    let start = now;
-    let mut end = now + (q.ends_at - q.starts_at);
-    if let Some(p) = r.policy(&q.role_id)? {
-        let policy = policy_of(&p)?;
-        if let Ok(Some(window_end)) = check_windows(&policy.windows, start) {
-            end = end.min(window_end);
-        }
-    }
-    Ok((start, end))
+    let windows = match r.policy(&q.role_id)? {
+        Some(p) => policy_of(&p)?.windows,
+        None => Vec::new(),
+    };
+    Ok(window::granted_window(
+        q.starts_at,
+        q.ends_at,
+        now,
+        &windows,
+        eligible_until,
+    ))
 }
 
 impl Services {
@@ -69,7 +88,10 @@ impl Services {
             let mut names = Names::load(r)?;
             let mut out = Vec::new();
             for q in r.requests_in(&["pending"])? {
-                if current_state(&q, now) != State::Pending || !may_decide(r, &me, &q)? {
+                if current_state(&q, now) != State::Pending
+                    || !may_decide(r, &me, &q)?
+                    || basis_until(r, &q, now)?.is_none()
+                {
                     continue;
                 }
                 let decisions = r.decisions_of(&q.id)?;
@@ -80,13 +102,17 @@ impl Services {
                 if decisions.iter().any(|d| d.approver_id == me.id) {
                     continue;
                 }
-                let history = r
-                    .requests_of(&q.user_id, 6)?
-                    .iter()
-                    .filter(|h| h.id != q.id)
-                    .take(5)
-                    .map(|h| RequestView::build(h, &names, now, vec![]))
-                    .collect();
+                // Only history this approver may decide on: what the
+                // requester asked of others stays with those others.
+                let mut history = Vec::new();
+                for h in r.requests_of(&q.user_id, 50)? {
+                    if history.len() == 5 {
+                        break;
+                    }
+                    if h.id != q.id && may_decide(r, &me, &h)? {
+                        history.push(RequestView::build(&h, &names, now, vec![]));
+                    }
+                }
                 out.push(ApprovalItem {
                     request: RequestView::build(&q, &names, now, decisions),
                     history,
@@ -113,7 +139,7 @@ impl Services {
         let now = self.now();
         let actor = Actor::user(approver.username.as_str(), ip.map(|i| i.to_string()));
         let (me, rid, pim) = (approver.clone(), id.to_string(), self.settings.pim.clone());
-        self.db(move |r| {
+        let outcome = self.db(move |r| {
             let q = r
                 .request(&rid)?
                 .ok_or_else(|| Error::not_found("there is no such request"))?;
@@ -144,6 +170,37 @@ impl Services {
             if decisions.iter().any(|d| d.approver_id == me.id) {
                 return Err(Error::conflict("you have already decided on this request"));
             }
+            // Rule 7: the requester must still be eligible as it is decided.
+            let until = match basis_until(r, &q, now)? {
+                Some(until) if until.is_none_or(|t| t > now.max(q.starts_at)) => until,
+                _ => {
+                    record(r, now, &actor, "pim.decision_refused", &role,
+                           json!({"request": q.id, "why": "requester not eligible"}))?;
+                    return Ok(Err(forbidden(
+                        "requester_not_eligible",
+                        "the requester is no longer eligible for this role (for the window asked for)",
+                    )));
+                }
+            };
+            if approve && standing_approvals(r, &q, &decisions)? + 1 >= approvals_needed(&q) {
+                // The final approval opens a window: the role's limit on
+                // windows at once holds here too, one decision at a time.
+                r.lock_policy(&q.role_id)?;
+                let (from_t, to_t) = granted_window(r, &q, now, until)?;
+                if let Some(max) = r.policy(&q.role_id)?.and_then(|p| p.max_concurrent) {
+                    let live = r
+                        .requests_in(&["approved", "active"])?
+                        .iter()
+                        .filter(|o| o.role_id == q.role_id && o.id != q.id)
+                        .filter(|o| current_state(o, now).is_live())
+                        .filter(|o| o.starts_at < to_t && o.ends_at > from_t)
+                        .count() as i64;
+                    if live >= max {
+                        let why = Refusal::TooManyActive { max: max.max(0) as u32 };
+                        return Ok(Err(forbidden(why.code(), why.to_string())));
+                    }
+                }
+            }
             let d = StoredDecision {
                 request_id: q.id.clone(),
                 approver_id: me.id.clone(),
@@ -153,9 +210,9 @@ impl Services {
             };
             r.insert_decision(&d)?;
             decisions.push(d);
-            let approvals = decisions.iter().filter(|d| d.decision == "approve").count();
+            let approvals = standing_approvals(r, &q, &decisions)?;
             let final_approval = approvals >= approvals_needed(&q);
-            let (starts_at, ends_at) = granted_window(r, &q, now)?;
+            let (starts_at, ends_at) = granted_window(r, &q, now, until)?;
             let event = if approve {
                 Event::Approved {
                     final_approval,
@@ -201,6 +258,20 @@ impl Services {
             }
             Ok(Ok(RequestView::build(&q, &names, now, decisions)))
         })
-        .await?
+        .await?;
+        if let Err(e) = &outcome
+            && e.code() == Some("requester_not_eligible")
+        {
+            let rid = id.to_string();
+            if let Some(q) = self.db(move |r| r.request(&rid)).await? {
+                self.end_unsupported_elevations(
+                    Some(&q.user_id),
+                    &Actor::system(),
+                    "the requester is no longer eligible",
+                )
+                .await?;
+            }
+        }
+        outcome
     }
 }

@@ -2,6 +2,7 @@
 //! requests and decisions, the claims an active window adds to what is
 //! issued, and the sweeper that starts and ends windows and sends webhooks.
 
+mod basis;
 mod claims;
 mod decide;
 mod notify;
@@ -307,44 +308,27 @@ impl Services {
         .await
     }
 
-    /// Removes an eligibility by ID. Open requests and windows of the role
-    /// whose requester is no longer eligible at all end with it.
+    /// Removes an eligibility by ID. Open requests and windows whose
+    /// requester is no longer eligible at all end with it.
     pub async fn remove_eligibility(&self, actor: &Actor, id: &str) -> Result<()> {
         let (id, who, now) = (id.to_string(), actor.clone(), self.now());
-        let orphaned = self
-            .db(move |r| {
-                let Some(gone) = r.list_eligibilities()?.into_iter().find(|e| e.id == id) else {
-                    return Err(Error::not_found(format!("there is no eligibility {id}")));
-                };
-                r.delete_eligibility(&id)?;
-                record(
-                    r,
-                    now,
-                    &who,
-                    "pim.eligible_remove",
-                    &id,
-                    json!({"role_id": gone.role_id}),
-                )?;
-                let mut orphaned = Vec::new();
-                for q in r.requests_in(&request::OPEN)? {
-                    if q.role_id == gone.role_id
-                        && eligible_until(r, &q.user_id, &q.role_id, now)?.is_none()
-                    {
-                        orphaned.push(q);
-                    }
-                }
-                Ok(orphaned)
-            })
-            .await?;
-        for q in orphaned {
-            self.close_request(
-                &q,
-                crate::protocol::pim::state::Event::Revoked,
-                actor,
-                "the eligibility was removed",
+        self.db(move |r| {
+            let Some(gone) = r.list_eligibilities()?.into_iter().find(|e| e.id == id) else {
+                return Err(Error::not_found(format!("there is no eligibility {id}")));
+            };
+            r.delete_eligibility(&id)?;
+            record(
+                r,
+                now,
+                &who,
+                "pim.eligible_remove",
+                &id,
+                json!({"role_id": gone.role_id}),
             )
+        })
+        .await?;
+        self.end_unsupported_elevations(None, actor, "the eligibility was removed")
             .await?;
-        }
         Ok(())
     }
 

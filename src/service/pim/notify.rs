@@ -1,12 +1,13 @@
 //! Webhooks: every PIM event is queued in the same transaction as the change
-//! it reports, then delivered (signed, retried with backoff) by the sweeper.
+//! it reports, then delivered (signed, retried with backoff) from the outbox
+//! (`service::outbox`) by a running server.
 
 use crate::config::PimSettings;
 use crate::error::Result;
-use crate::protocol::pim::webhook::{MAX_ATTEMPTS, backoff, signature};
+use crate::protocol::pim::webhook::signature;
 use crate::service::{Actor, Services};
 use crate::store::{Repo, StoredDelivery, StoredRequest};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 /// The header carrying `sha256=<hex HMAC-SHA256 of "{timestamp}.{body}">`.
@@ -15,8 +16,6 @@ pub const SIGNATURE_HEADER: &str = "X-Portcullis-Signature";
 pub const TIMESTAMP_HEADER: &str = "X-Portcullis-Timestamp";
 pub const EVENT_HEADER: &str = "X-Portcullis-Event";
 
-/// How long one node holds a delivery it is attempting.
-const LEASE: i64 = 60;
 const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Queues `event` about `q` for every webhook that wants it.
@@ -77,59 +76,11 @@ pub(crate) fn enqueue(
 }
 
 impl Services {
-    /// Sends the webhooks that are due; returns how many were attempted.
-    pub async fn deliver_webhooks(&self) -> Result<usize> {
-        let now = self.now();
-        let due = self.db(move |r| r.due_deliveries(now, 20)).await?;
-        let mut attempted = 0;
-        for d in due {
-            // Take the attempt first, so two nodes never send the same one.
-            let before = d.attempts;
-            let claim = StoredDelivery {
-                attempts: before + 1,
-                next_attempt_at: now + Duration::seconds(LEASE),
-                ..d.clone()
-            };
-            let c = claim.clone();
-            if !self.db(move |r| r.record_attempt(&c, before)).await? {
-                continue;
-            }
-            attempted += 1;
-            let outcome = self.send_webhook(&d).await;
-            let done = self.now();
-            let attempts = claim.attempts;
-            let result = match outcome {
-                Ok(status) if (200..300).contains(&status) => StoredDelivery {
-                    state: "delivered".into(),
-                    last_status: Some(i64::from(status)),
-                    last_error: None,
-                    delivered_at: Some(done),
-                    ..claim.clone()
-                },
-                other => {
-                    let (status, error) = match other {
-                        Ok(s) => (Some(i64::from(s)), format!("the receiver answered {s}")),
-                        Err(e) => (None, e),
-                    };
-                    let gave_up = attempts >= i64::from(MAX_ATTEMPTS);
-                    tracing::warn!(url = %d.url, event = %d.event, attempts, error = %error, "webhook delivery failed");
-                    StoredDelivery {
-                        state: if gave_up { "failed" } else { "pending" }.into(),
-                        next_attempt_at: done + backoff(attempts as u32 + 1),
-                        last_status: status,
-                        last_error: Some(error),
-                        ..claim.clone()
-                    }
-                }
-            };
-            self.db(move |r| r.record_attempt(&result, attempts))
-                .await?;
-        }
-        Ok(attempted)
-    }
-
     /// One POST; the HTTP status, or why there was none.
-    async fn send_webhook(&self, d: &StoredDelivery) -> std::result::Result<u16, String> {
+    pub(crate) async fn send_webhook(
+        &self,
+        d: &StoredDelivery,
+    ) -> std::result::Result<u16, String> {
         let Some(hook) = self.settings.pim.webhooks.iter().find(|h| h.url == d.url) else {
             return Err("this webhook is no longer configured".into());
         };
@@ -149,7 +100,8 @@ impl Services {
             .map_err(|e| e.to_string())
     }
 
-    /// The newest webhook deliveries, for `pim webhooks`.
+    /// The newest outbound messages (webhooks and logout notices) and how
+    /// their delivery went, for `pim webhooks`.
     pub async fn webhook_log(&self, limit: i64) -> Result<Vec<StoredDelivery>> {
         self.db(move |r| r.recent_deliveries(limit)).await
     }

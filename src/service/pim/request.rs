@@ -7,7 +7,7 @@ use crate::domain::{Session, User};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::pim::policy::Approval;
 use crate::protocol::pim::request::{RequestContext, RequestInput, check_request};
-use crate::protocol::pim::risk::{self, RiskInput};
+use crate::protocol::pim::risk::{self, PastRequest, RiskInput};
 use crate::protocol::pim::state::{Event, State, transition};
 use crate::protocol::webauthn::fresh_passkey;
 use crate::service::{Actor, Services, record};
@@ -87,17 +87,21 @@ fn approvers_exist(r: &mut dyn Repo, user: &User, approval: &Approval) -> Result
 
 impl Services {
     /// Asks for an elevation. Conditions are checked now; the answer names
-    /// the first one that fails.
+    /// the first one that fails. `signed_in_at` is when the requester signed
+    /// in for this call: the risk score's history ends there.
     pub async fn request_elevation(
         &self,
         user: &User,
         session: Option<&Session>,
+        signed_in_at: Option<DateTime<Utc>>,
         input: ElevationInput,
         ip: Option<IpAddr>,
     ) -> Result<RequestView> {
         let now = self.now();
         let factors = session.map(|s| s.factors.clone()).unwrap_or_default();
-        let current_session = session.map(|s| s.id_digest.clone());
+        // Novelty is judged against history from before this sign-in (the
+        // session's, or for a token the one it was granted in).
+        let signed_in_at = signed_in_at.unwrap_or(now).min(now);
         let office: chrono_tz::Tz = self
             .settings
             .pim
@@ -114,6 +118,9 @@ impl Services {
         let outcome = self
             .db(move |r| {
                 let role = need_role(r, &input.role)?;
+                // Requests for one role are checked one at a time, so two
+                // cannot both pass the open-request and max-concurrent checks.
+                r.lock_policy(role.id.as_str())?;
                 let policy = privileged(r, &role)?;
                 let mine = r.requests_of(&u.id, 200)?;
                 if mine.iter().any(|q| {
@@ -166,14 +173,24 @@ impl Services {
                     Ok(p) => p,
                     Err(refusal) => return Ok(Err(refusal)),
                 };
-                let seen: Vec<IpAddr> = r
-                    .sessions_of(&u.id)?
-                    .into_iter()
-                    .filter(|s| Some(&s.id_digest) != current_session.as_ref())
-                    .filter_map(|s| s.ip)
-                    .chain(mine.iter().filter_map(|q| q.ip.clone()))
+                let sign_ins: Vec<IpAddr> = r
+                    .audit_ips("login.success", u.username.as_str(), signed_in_at, 500)?
+                    .iter()
                     .filter_map(|i| i.parse().ok())
                     .collect();
+                let past: Vec<PastRequest> = mine
+                    .iter()
+                    .map(|q| PastRequest {
+                        created_at: q.created_at,
+                        granted: matches!(
+                            State::parse(&q.state),
+                            Some(State::Approved | State::Active | State::Ended)
+                        ),
+                        ip: q.ip.as_deref().and_then(|i| i.parse().ok()),
+                        risk_score: q.risk_score.clamp(0, 100) as u32,
+                    })
+                    .collect();
+                let seen = risk::known_addresses(&sign_ins, &past, signed_in_at);
                 let failures = r.count_audit(
                     "login.failure",
                     u.username.as_str(),
@@ -191,8 +208,16 @@ impl Services {
                             )
                     }),
                 });
-                let forced =
-                    policy.approval == Approval::None && risk.score >= pim.risk_approval_threshold;
+                let mut risk = risk;
+                let cool_down =
+                    Duration::from_std(pim.risk_cool_down).unwrap_or(Duration::hours(24));
+                let cooling =
+                    risk::cooling_down(&past, pim.risk_approval_threshold, now, cool_down);
+                if cooling {
+                    risk.factors.push(risk::COOL_DOWN_FACTOR.to_string());
+                }
+                let forced = policy.approval == Approval::None
+                    && (risk.score >= pim.risk_approval_threshold || cooling);
                 let approval = if forced {
                     forced_approval(&u, &pim.risk_approver_group)
                 } else {

@@ -9,6 +9,7 @@ use super::view::{Names, current_state};
 use crate::domain::UserId;
 use crate::error::Result;
 use crate::protocol::pim::state::{Event, State, transition};
+use crate::service::outbox;
 use crate::service::{Actor, Services, record};
 use crate::store::{StateChange, StoredRequest};
 use serde_json::json;
@@ -26,9 +27,13 @@ fn due_event(stored: State, current: State) -> Option<Event> {
 impl Services {
     /// Moves every request whose time has come; returns how many moved.
     pub async fn pim_sweep(&self) -> Result<usize> {
+        // First what lost its basis (an eligibility expired, say): such a
+        // window neither starts nor runs on.
+        let mut moved = self
+            .end_unsupported_elevations(None, &Actor::system(), "the eligibility ended")
+            .await?;
         let now = self.now();
         let open = self.db(|r| r.requests_in(&OPEN)).await?;
-        let mut moved = 0;
         for q in open {
             let Some(stored) = State::parse(&q.state) else {
                 continue;
@@ -93,56 +98,52 @@ impl Services {
         .await
     }
 
-    /// After a window closed: back-channel logout to every OIDC client and
-    /// SAML SP that received tokens or assertions under it, and an audit
-    /// entry saying who was told.
+    /// After a window closed: a back-channel logout queued for every OIDC
+    /// client and SAML SP that received tokens or assertions under it, and
+    /// an audit entry saying who will be told, in one transaction. A running
+    /// server sends them (`service::outbox`) and audits the real outcome.
     pub(crate) async fn after_window_closed(&self, request_id: &str) -> Result<()> {
-        let rid = request_id.to_string();
-        let (issued, user) = self
-            .db(move |r| {
-                let user = r.request(&rid)?.map(|q| q.user_id);
-                Ok((r.issuances_of(&rid)?, user))
-            })
-            .await?;
-        let Some(user) = user else {
-            return Ok(());
-        };
-        let mut told: Vec<String> = Vec::new();
-        let mut seen = std::collections::BTreeSet::new();
-        for i in &issued {
-            let key = (
-                i.protocol.clone(),
-                i.recipient.clone(),
-                i.session_digest.clone(),
-                i.session_index.clone(),
-            );
-            if !seen.insert(key) {
-                continue;
-            }
-            let sent = match (i.protocol.as_str(), &i.session_digest) {
-                ("oidc", Some(d)) => {
-                    self.backchannel_logout_to(&i.recipient, d, user.as_str())
-                        .await?
-                }
-                ("saml", _) => match (&i.name_id, &i.session_index) {
-                    (Some(n), Some(s)) => self.saml_soap_logout(&i.recipient, n, s).await?,
-                    _ => false,
-                },
-                _ => false,
-            };
-            told.push(format!(
-                "{}:{}:{}",
-                i.protocol,
-                i.recipient,
-                if sent {
-                    "logout sent"
-                } else {
-                    "no back-channel endpoint"
-                }
-            ));
-        }
         let (rid, now) = (request_id.to_string(), self.now());
         self.db(move |r| {
+            let Some(user) = r.request(&rid)?.map(|q| q.user_id) else {
+                return Ok(());
+            };
+            let issued = r.issuances_of(&rid)?;
+            let mut told: Vec<String> = Vec::new();
+            let mut seen = std::collections::BTreeSet::new();
+            for i in &issued {
+                let key = (
+                    i.protocol.clone(),
+                    i.recipient.clone(),
+                    i.session_digest.clone(),
+                    i.session_index.clone(),
+                );
+                if !seen.insert(key) {
+                    continue;
+                }
+                let queued = match (i.protocol.as_str(), &i.session_digest) {
+                    ("oidc", Some(d)) => {
+                        outbox::queue_backchannel_logout(r, now, &i.recipient, d, user.as_str())?
+                    }
+                    ("saml", _) => match (&i.name_id, &i.session_index) {
+                        (Some(n), Some(s)) => {
+                            outbox::queue_saml_soap_logout(r, now, &i.recipient, n, s)?
+                        }
+                        _ => false,
+                    },
+                    _ => false,
+                };
+                told.push(format!(
+                    "{}:{}:{}",
+                    i.protocol,
+                    i.recipient,
+                    if queued {
+                        "logout queued"
+                    } else {
+                        "no back-channel endpoint"
+                    }
+                ));
+            }
             record(
                 r,
                 now,
@@ -155,42 +156,31 @@ impl Services {
         .await
     }
 
-    /// Disabling a user: every open request and window ends at once, and
-    /// their direct eligibilities go.
+    /// Disabling a user (call after the status is stored): their direct
+    /// eligibilities go, and every open request and window ends at once.
     pub async fn end_all_elevations_of(&self, user: &UserId, actor: &Actor) -> Result<()> {
         let (uid, now) = (user.clone(), self.now());
-        let open: Vec<StoredRequest> = self
-            .db(move |r| {
-                let removed = r.delete_eligibilities_of(&uid)?;
-                if removed > 0 {
-                    record(
-                        r,
-                        now,
-                        &Actor::system(),
-                        "pim.eligibility_removed",
-                        uid.as_str(),
-                        json!({"count": removed, "why": "user disabled"}),
-                    )?;
-                }
-                Ok(r.requests_of(&uid, 200)?
-                    .into_iter()
-                    .filter(|q| {
-                        matches!(
-                            current_state(q, now),
-                            State::Pending | State::Approved | State::Active
-                        )
-                    })
-                    .collect())
-            })
+        self.db(move |r| {
+            let removed = r.delete_eligibilities_of(&uid)?;
+            if removed > 0 {
+                record(
+                    r,
+                    now,
+                    &Actor::system(),
+                    "pim.eligibility_removed",
+                    uid.as_str(),
+                    json!({"count": removed, "why": "user disabled"}),
+                )?;
+            }
+            Ok(())
+        })
+        .await?;
+        self.end_unsupported_elevations(Some(user), actor, "the user was disabled")
             .await?;
-        for q in open {
-            self.close_request(&q, Event::Revoked, actor, "the user was disabled")
-                .await?;
-        }
         Ok(())
     }
 
-    /// Runs the sweeper and the webhook sender every `pim.sweep_interval`,
+    /// Runs the sweeper and the outbox sender every `pim.sweep_interval`,
     /// for as long as the server runs.
     pub async fn run_pim_worker(&self) {
         let mut tick = tokio::time::interval(self.settings.pim.sweep_interval);
@@ -200,8 +190,8 @@ impl Services {
             if let Err(e) = self.pim_sweep().await {
                 tracing::warn!(error = %e, "PIM sweep failed");
             }
-            if let Err(e) = self.deliver_webhooks().await {
-                tracing::warn!(error = %e, "webhook delivery failed");
+            if let Err(e) = self.deliver_outbox().await {
+                tracing::warn!(error = %e, "outbox delivery failed");
             }
         }
     }

@@ -430,58 +430,48 @@ register its signing certificate, or allow it unsigned logout"
         )?))
     }
 
-    /// Sends a signed LogoutRequest over the SOAP binding (back-channel),
-    /// in the background. False when the SP has no SOAP endpoint.
-    pub(crate) async fn saml_soap_logout(
+    /// Builds, signs and POSTs one SOAP LogoutRequest (an outbox attempt).
+    pub(crate) async fn send_saml_soap_logout(
         &self,
-        entity_id: &str,
-        name_id: &str,
-        session_index: &str,
-    ) -> Result<bool> {
-        let Some(sp) = self.sp(entity_id).await? else {
-            return Ok(false);
+        url: &str,
+        n: &crate::service::outbox::SoapLogoutNotice,
+    ) -> std::result::Result<u16, String> {
+        let sp = match self.sp(&n.entity_id).await {
+            Ok(Some(sp)) => sp,
+            Ok(None) => return Err("the service provider no longer exists".into()),
+            Err(e) => return Err(e.to_string()),
         };
-        let Some(url) = sp.soap_slo_url.clone() else {
-            return Ok(false);
-        };
-        let signer = self.saml_signer().await?;
+        let signer = self.saml_signer().await.map_err(|e| e.to_string())?;
         let cert = signer.certificate.clone();
         let (_, xml) = logout::logout_request(
             &self.saml_urls().entity_id,
-            &url,
-            name_id,
+            url,
+            &n.name_id,
             sp.nameid_format.urn(),
             &sp.entity_id,
-            session_index,
+            &n.session_index,
             self.now(),
             |id| template_for(true, id, &cert),
         );
         let signed = Crypto::sign_xml(&xml, &signer.private_key_der)
-            .map_err(|e| Error::internal(format!("SAML signing: {e}")))?;
+            .map_err(|e| format!("SAML signing: {e}"))?;
         let body = format!(
             "<soap11:Envelope xmlns:soap11=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap11:Body>{}</soap11:Body></soap11:Envelope>",
             crate::protocol::saml::encrypt::strip_declaration(&signed)
         );
-        let http = self.http.clone();
-        tokio::spawn(async move {
-            let sent = http
-                .post(&url)
-                .timeout(std::time::Duration::from_secs(5))
-                .header("Content-Type", "text/xml; charset=utf-8")
-                .header(
-                    "SOAPAction",
-                    "http://www.oasis-open.org/committees/security",
-                )
-                .body(body)
-                .send()
-                .await;
-            match sent {
-                Ok(r) if r.status().is_success() => tracing::info!(%url, "SOAP logout delivered"),
-                Ok(r) => tracing::warn!(%url, status = r.status().as_u16(), "SOAP logout refused"),
-                Err(e) => tracing::warn!(%url, error = %e, "SOAP logout failed"),
-            }
-        });
-        Ok(true)
+        self.http
+            .post(url)
+            .timeout(std::time::Duration::from_secs(5))
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .header(
+                "SOAPAction",
+                "http://www.oasis-open.org/committees/security",
+            )
+            .body(body)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(|e| e.to_string())
     }
 
     /// Encodes and signs a message for its binding: an XML signature inside

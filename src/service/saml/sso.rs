@@ -69,6 +69,10 @@ pub(super) struct SamlTx {
     pub(super) is_passive: bool,
     pub(super) stale_session: Option<String>,
     pub(super) requested_classes: Vec<String>,
+    /// SHA-256 of the binding cookie of the browser that brought the
+    /// request: no other browser may continue it.
+    #[serde(default)]
+    pub(super) browser: String,
 }
 
 fn tx_key(tx: &str) -> String {
@@ -122,6 +126,7 @@ impl Services {
         &self,
         input: SamlRequestIn,
         session: Option<(Session, User)>,
+        browser: &str,
         ip: Option<IpAddr>,
     ) -> Result<SsoOutcome> {
         let deferred = input.binding == Binding::Post;
@@ -208,12 +213,13 @@ impl Services {
             is_passive: req.is_passive.unwrap_or(false),
             stale_session: stale,
             requested_classes: requested_classes(&req),
+            browser: sha256_hex(browser.as_bytes()),
         };
         self.put_saml_tx(&tx, &t).await?;
         if deferred {
             return Ok(SsoOutcome::Resume(format!("/saml/resume?tx={tx}")));
         }
-        self.saml_continue(&tx, session, ip).await
+        self.saml_continue(&tx, session, browser, ip).await
     }
 
     async fn put_saml_tx(&self, tx: &str, t: &SamlTx) -> Result<()> {
@@ -227,6 +233,7 @@ impl Services {
         sp_entity_id: &str,
         relay_state: Option<String>,
         session: Option<(Session, User)>,
+        browser: &str,
         ip: Option<IpAddr>,
     ) -> Result<SsoOutcome> {
         let Some(sp) = self.sp(sp_entity_id).await? else {
@@ -247,9 +254,10 @@ impl Services {
             is_passive: false,
             stale_session: None,
             requested_classes: vec![],
+            browser: sha256_hex(browser.as_bytes()),
         };
         self.put_saml_tx(&tx, &t).await?;
-        self.saml_continue(&tx, session, ip).await
+        self.saml_continue(&tx, session, browser, ip).await
     }
 
     /// Ends the transaction with a Responder status sent back to the ACS.
@@ -277,6 +285,7 @@ impl Services {
         &self,
         tx: &str,
         session: Option<(Session, User)>,
+        browser: &str,
         ip: Option<IpAddr>,
     ) -> Result<SsoOutcome> {
         let gone = || {
@@ -286,6 +295,16 @@ impl Services {
         };
         let bytes = self.ephemeral.get(&tx_key(tx)).await?.ok_or_else(gone)?;
         let t: SamlTx = serde_json::from_slice(&bytes).map_err(|_| gone())?;
+        if browser.is_empty()
+            || !crate::crypto::constant_time_eq(
+                t.browser.as_bytes(),
+                sha256_hex(browser.as_bytes()).as_bytes(),
+            )
+        {
+            return Err(Error::forbidden(
+                "This sign-in request was started in another browser. Go back to the application and start again here.",
+            ));
+        }
         let mut t = t;
         if t.stale_session.as_deref() == Some(FORCE) {
             // Pin the session present now; only a fresh sign-in replaces it.

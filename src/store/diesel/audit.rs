@@ -2,17 +2,47 @@
 
 use super::schema::{audit_log as a, meta};
 use super::{DbConn, from_ts, to_ts};
-use crate::crypto::audit_chain_hash;
+use crate::crypto::audit::AuditKey;
 use crate::domain::{AuditEntry, NewAuditEntry};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{AuditRepo, MetaRepo};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
+use std::cell::RefCell;
+use std::sync::Arc;
 
 pub use crate::crypto::AUDIT_GENESIS as GENESIS;
 
 /// Advisory-lock key for appends to the audit chain.
 const AUDIT_LOCK: i64 = 0x0061_7564_6974;
+
+thread_local! {
+    /// The audit key of the store whose transaction runs on this thread.
+    /// A transaction runs start to end on one thread, so the repository
+    /// methods (which see only the connection) find the key here.
+    static KEY: RefCell<Option<Arc<AuditKey>>> = const { RefCell::new(None) };
+}
+
+/// Makes `key` the audit key on this thread until dropped.
+pub(super) struct KeyScope(Option<Arc<AuditKey>>);
+
+impl KeyScope {
+    pub(super) fn enter(key: Option<Arc<AuditKey>>) -> Self {
+        Self(KEY.with(|k| k.replace(key)))
+    }
+}
+
+impl Drop for KeyScope {
+    fn drop(&mut self) {
+        let outer = self.0.take();
+        KEY.with(|k| *k.borrow_mut() = outer);
+    }
+}
+
+fn current_key() -> Result<Arc<AuditKey>> {
+    KEY.with(|k| k.borrow().clone())
+        .ok_or_else(|| Error::internal("the audit log is read-only here: no audit key was given"))
+}
 
 type AuditRow = (
     i64,
@@ -44,6 +74,7 @@ fn entry_from(r: AuditRow) -> AuditEntry {
 
 impl AuditRepo for DbConn {
     fn append_audit(&mut self, e: &NewAuditEntry) -> Result<AuditEntry> {
+        let key = current_key()?;
         if matches!(self, DbConn::Pg(_)) {
             // Writers take turns on the chain's tail until they commit, so
             // concurrent appends queue instead of colliding. (SQLite's
@@ -62,7 +93,7 @@ impl AuditRepo for DbConn {
         let entry = AuditEntry {
             seq,
             entry: e.clone(),
-            hash: audit_chain_hash(&prev_hash, seq, e),
+            hash: key.tag(&prev_hash, seq, e),
             prev_hash,
         };
         diesel::insert_into(a::table)
@@ -124,6 +155,24 @@ impl AuditRepo for DbConn {
             .filter(a::at.ge(to_ts(since)))
             .count()
             .get_result(self)?)
+    }
+
+    fn audit_ips(
+        &mut self,
+        action: &str,
+        subject: &str,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        Ok(a::table
+            .filter(a::action.eq(action))
+            .filter(a::subject.eq(subject))
+            .filter(a::at.lt(to_ts(before)))
+            .filter(a::ip.is_not_null())
+            .select(a::ip.assume_not_null())
+            .distinct()
+            .limit(limit)
+            .load(self)?)
     }
 }
 

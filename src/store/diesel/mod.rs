@@ -132,6 +132,8 @@ type Pool = r2d2::Pool<ConnectionManager>;
 pub struct DieselStore {
     pool: Pool,
     backend: &'static str,
+    /// Tags new audit entries; without it, appends to the audit log fail.
+    audit_key: Option<std::sync::Arc<crate::crypto::audit::AuditKey>>,
 }
 
 impl DieselStore {
@@ -161,9 +163,19 @@ impl DieselStore {
         } else {
             "sqlite"
         };
-        let store = Self { pool, backend };
+        let store = Self {
+            pool,
+            backend,
+            audit_key: None,
+        };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// The key that tags new audit entries (see [`crate::crypto::audit`]).
+    pub fn with_audit_key(mut self, key: crate::crypto::audit::AuditKey) -> Self {
+        self.audit_key = Some(std::sync::Arc::new(key));
+        self
     }
 
     fn conn(&self) -> Result<r2d2::PooledConnection<ConnectionManager>> {
@@ -196,6 +208,7 @@ impl Store for DieselStore {
     fn run_tx(&self, f: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
         let mut pooled = self.conn()?;
         let conn: &mut DbConn = &mut pooled;
+        let _key = audit::KeyScope::enter(self.audit_key.clone());
         match conn {
             DbConn::Pg(_) => conn.transaction::<(), Error, _>(|c| f(c)),
             DbConn::Sqlite(_) => sqlite_immediate(conn, f),

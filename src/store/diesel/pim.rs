@@ -228,6 +228,15 @@ impl PimRepo for DbConn {
             .map(PolicyRow::into_domain))
     }
 
+    fn lock_policy(&mut self, role_id: &str) -> Result<()> {
+        if let DbConn::Pg(c) = self {
+            diesel::sql_query("SELECT role_id FROM pim_policies WHERE role_id = $1 FOR UPDATE")
+                .bind::<diesel::sql_types::Text, _>(role_id)
+                .execute(c)?;
+        }
+        Ok(())
+    }
+
     fn list_policies(&mut self) -> Result<Vec<StoredPolicy>> {
         Ok(pp::table
             .order(pp::role_id.asc())

@@ -114,3 +114,32 @@ async fn consent_counts_only_for_the_user_who_gave_it() {
     );
     assert_eq!(field_value(&page.body, "tx").as_deref(), Some(tx.as_str()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saml_sign_in_cannot_be_resumed_in_another_browser() {
+    use portcullis::domain::NameIdFormat;
+    let srv = TestServer::start(Backend::Embedded).await;
+    srv.user("alice").await;
+    crate::saml::register_sp(&srv, NameIdFormat::Persistent).await;
+    let attacker = srv.browser();
+    let start = attacker
+        .get_url(&crate::saml::redirect_url(
+            &srv,
+            &crate::saml::authn_request(&srv, "_bind1", ""),
+            "r",
+        ))
+        .await;
+    let login = start.location.expect("sent to sign in");
+    let next = param(&format!("http://x{login}"), "next").unwrap();
+    assert!(next.starts_with("/saml/resume?tx="), "{next}");
+
+    let victim = srv.browser();
+    victim.login("alice", PASSWORD).await;
+    let page = victim.get(&next).await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("started in another browser"));
+    assert!(
+        !page.body.contains("SAMLResponse"),
+        "no assertion for the victim"
+    );
+}

@@ -5,4 +5,5 @@ mod client_ip;
 mod consent;
 mod input;
 mod limits;
+mod outbox;
 mod store;

@@ -240,7 +240,7 @@ async fn ending_revoking_and_expiry_reach_every_recipient() {
         .find(|e| e.entry.action == "pim.recipients_told")
         .unwrap();
     assert!(
-        told.entry.detail.to_string().contains("logout sent"),
+        told.entry.detail.to_string().contains("logout queued"),
         "{:?}",
         told.entry.detail
     );

@@ -2,10 +2,14 @@
 //! fixed clock on OIDC and SAML, conditions, approval, privileged apps,
 //! ending, webhooks and the CLI.
 
+mod basis;
 mod conditions;
 mod ending;
 mod flow;
+mod laundering;
+mod race;
 mod rules;
+mod scopes;
 
 use crate::common::{Browser, PASSWORD, TestServer};
 pub use crate::oidc::rules::introspect;
