@@ -13,6 +13,8 @@ use crate::store::Repo;
 use serde_json::json;
 use std::time::Duration;
 
+/// Why a self-registered client's back-channel logout was not sent.
+const REFUSED: &str = "the back-channel logout URI does not lead to a public https address";
 const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -152,7 +154,7 @@ impl Services {
                 Ok(h) => h,
                 Err(why) => {
                     self.refuse_backchannel(&client.client_id, &why).await;
-                    return Err(why);
+                    return Err(REFUSED.into());
                 }
             }
         } else {
@@ -171,9 +173,11 @@ impl Services {
     }
 
     /// Audits a refused destination (the outbox records the attempt too).
+    /// The details, which quote what the client registered, go only to the
+    /// log; the audit and the outbox get a fixed reason.
     async fn refuse_backchannel(&self, client_id: &str, why: &str) {
         tracing::warn!(client = %client_id, reason = %why, "back-channel logout refused: not a public address");
-        let (cid, why, now) = (client_id.to_string(), why.to_string(), self.now());
+        let (cid, why, now) = (client_id.to_string(), REFUSED, self.now());
         let audited = self
             .db(move |r| {
                 crate::service::record(
