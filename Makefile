@@ -9,7 +9,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all setup test-setup build run test lint fmt clean
+.PHONY: all setup test-setup build run test fuzz lint fmt clean
 
 all: build
 
@@ -49,6 +49,11 @@ test-setup: setup
 
 test: test-setup
 	$(CARGO) test
+
+# The property tests of every network parser, with many more cases.
+PROPTEST_CASES ?= 20000
+fuzz: setup
+	PROPTEST_CASES=$(PROPTEST_CASES) $(CARGO) test --lib proptests
 
 lint:
 	$(CARGO) fmt --check

@@ -213,11 +213,12 @@ pub async fn build_app_with_clock(settings: Settings, clock: SharedClock) -> Res
         issuer: issuer.clone(),
         secure_cookies,
     });
+    let headers_for = issuer.clone();
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(state.clone())
             .wrap(actix_web::middleware::from_fn(web::bound_params))
-            .wrap(web::security_headers())
+            .wrap(web::security_headers(&headers_for))
             .wrap(actix_web::middleware::from_fn(web::observe))
             .configure(web::routes)
     })

@@ -15,11 +15,12 @@ use std::time::{Duration, Instant};
 /// Generous for an unoptimised build; every reader here is linear.
 const BOUND: Duration = Duration::from_secs(2);
 
-fn config() -> ProptestConfig {
+/// `default_cases` cases, or `PROPTEST_CASES` when set (`make fuzz`).
+pub(super) fn cases(default_cases: u32) -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
+        .unwrap_or(default_cases);
     ProptestConfig {
         cases,
         failure_persistence: None,
@@ -27,7 +28,12 @@ fn config() -> ProptestConfig {
     }
 }
 
-fn timed<T>(f: impl FnOnce() -> T) -> T {
+fn config() -> ProptestConfig {
+    cases(64)
+}
+
+/// Runs `f`, failing when it takes longer than a linear reader ever would.
+pub(super) fn timed<T>(f: impl FnOnce() -> T) -> T {
     let start = Instant::now();
     let out = f();
     assert!(start.elapsed() < BOUND, "took {:?}", start.elapsed());

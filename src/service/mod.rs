@@ -168,6 +168,20 @@ pub fn required_level(level: &Option<String>) -> Result<Option<String>> {
     }
 }
 
+/// Refuses to continue a multi-step transaction from a browser other than
+/// the one that started it: `stored` is the SHA-256 of the starting
+/// browser's binding cookie, `binding` the cookie this request brought.
+pub(crate) fn same_browser(stored: &str, binding: &str) -> Result<()> {
+    let digest = crate::crypto::sha256_hex(binding.as_bytes());
+    if binding.is_empty() || !crate::crypto::constant_time_eq(stored.as_bytes(), digest.as_bytes())
+    {
+        return Err(Error::forbidden(
+            "This sign-in request was started in another browser. Go back to the application and start again here.",
+        ));
+    }
+    Ok(())
+}
+
 /// Appends one event to the audit chain inside the caller's transaction.
 pub fn record(
     repo: &mut dyn Repo,

@@ -40,7 +40,8 @@ pub(crate) struct SoapLogoutNotice {
     pub session_index: String,
 }
 
-fn row(url: String, event: &str, body: String, now: DateTime<Utc>) -> StoredDelivery {
+/// A new message, due at once.
+pub(crate) fn row(url: String, event: &str, body: String, now: DateTime<Utc>) -> StoredDelivery {
     StoredDelivery {
         id: uuid::Uuid::new_v4().simple().to_string(),
         url,

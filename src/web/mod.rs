@@ -76,11 +76,18 @@ async fn not_found() -> HttpResponse {
 }
 
 /// Headers every response carries unless a handler set its own.
-pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
-    actix_web::middleware::DefaultHeaders::new()
+/// Headers every response carries; HSTS when the issuer is https (a
+/// browser that once reached it never again tries plain http).
+pub fn security_headers(issuer: &str) -> actix_web::middleware::DefaultHeaders {
+    let headers = actix_web::middleware::DefaultHeaders::new()
         .add(("Content-Security-Policy", page::csp("'self'")))
         .add(("X-Frame-Options", "DENY"))
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("Referrer-Policy", "no-referrer"))
-        .add(("Cross-Origin-Opener-Policy", "same-origin"))
+        .add(("Cross-Origin-Opener-Policy", "same-origin"));
+    if issuer.starts_with("https://") {
+        headers.add(("Strict-Transport-Security", "max-age=31536000"))
+    } else {
+        headers
+    }
 }

@@ -9,6 +9,21 @@ struct Served {
     lines: std::sync::mpsc::Receiver<serde_json::Value>,
 }
 
+/// A configuration file for a SQLite server logging JSON, with `extra`
+/// lines appended to its `[log]` section.
+fn json_config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let config = dir.join("p.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "bind = \"127.0.0.1:0\"\n[database]\nurl = \"sqlite://{}\"\n[log]\nformat = \"json\"\n{extra}",
+            dir.join("p.db").display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
 fn cli(config: &std::path::Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["--config", config.to_str().unwrap()])
@@ -85,15 +100,7 @@ fn message_with<'a>(lines: &'a [serde_json::Value], needle: &str) -> Option<&'a 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_start_prints_a_working_one_time_password_once_and_sigterm_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("p.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "bind = \"127.0.0.1:0\"\n[database]\nurl = \"sqlite://{}\"\n[log]\nformat = \"json\"\n",
-            dir.path().join("p.db").display()
-        ),
-    )
-    .unwrap();
+    let config = json_config(dir.path(), "");
 
     let first = serve(&config);
     let lines = first.until_listening();
@@ -177,15 +184,7 @@ fn nodes_starting_together_migrate_one_postgres_database_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_never_carry_secrets_from_paths_or_queries() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("p.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "bind = \"127.0.0.1:0\"\n[database]\nurl = \"sqlite://{}\"\n[log]\nformat = \"json\"\nlevel = \"debug\"\n",
-            dir.path().join("p.db").display()
-        ),
-    )
-    .unwrap();
+    let config = json_config(dir.path(), "level = \"debug\"\n");
     let served = serve(&config);
     let mut lines = served.until_listening();
     let issuer = lines

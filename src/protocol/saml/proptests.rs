@@ -8,28 +8,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use proptest::prelude::*;
 use std::io::Write;
-use std::time::{Duration, Instant};
 
-/// Generous for an unoptimised build; a linear reader needs far less.
-const BOUND: Duration = Duration::from_secs(2);
+use crate::protocol::proptests::timed;
 
 fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(48);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
-fn timed<T>(f: impl FnOnce() -> T) -> T {
-    let start = Instant::now();
-    let out = f();
-    assert!(start.elapsed() < BOUND, "took {:?}", start.elapsed());
-    out
+    crate::protocol::proptests::cases(48)
 }
 
 fn deflate(b: &[u8]) -> String {

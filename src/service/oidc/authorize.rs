@@ -209,16 +209,7 @@ impl Services {
     /// The transaction, only for the browser that started it.
     async fn get_own_tx(&self, tx: &str, browser: &str) -> Result<Transaction> {
         let t = self.get_tx(tx).await?;
-        if browser.is_empty()
-            || !crate::crypto::constant_time_eq(
-                t.browser.as_bytes(),
-                sha256_hex(browser.as_bytes()).as_bytes(),
-            )
-        {
-            return Err(Error::forbidden(
-                "This sign-in request was started in another browser. Go back to the application and start again here.",
-            ));
-        }
+        crate::service::same_browser(&t.browser, browser)?;
         Ok(t)
     }
 

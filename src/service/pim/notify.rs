@@ -60,16 +60,7 @@ pub(crate) fn enqueue(
         });
         r.insert_delivery(&StoredDelivery {
             id,
-            url: hook.url.clone(),
-            event: event.to_string(),
-            body: body.to_string(),
-            state: "pending".into(),
-            attempts: 0,
-            next_attempt_at: now,
-            last_status: None,
-            last_error: None,
-            created_at: now,
-            delivered_at: None,
+            ..crate::service::outbox::row(hook.url.clone(), event, body.to_string(), now)
         })?;
     }
     Ok(())

@@ -295,16 +295,7 @@ impl Services {
         };
         let bytes = self.ephemeral.get(&tx_key(tx)).await?.ok_or_else(gone)?;
         let t: SamlTx = serde_json::from_slice(&bytes).map_err(|_| gone())?;
-        if browser.is_empty()
-            || !crate::crypto::constant_time_eq(
-                t.browser.as_bytes(),
-                sha256_hex(browser.as_bytes()).as_bytes(),
-            )
-        {
-            return Err(Error::forbidden(
-                "This sign-in request was started in another browser. Go back to the application and start again here.",
-            ));
-        }
+        crate::service::same_browser(&t.browser, browser)?;
         let mut t = t;
         if t.stale_session.as_deref() == Some(FORCE) {
             // Pin the session present now; only a fresh sign-in replaces it.

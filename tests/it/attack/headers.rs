@@ -1,0 +1,18 @@
+//! HSTS when the issuer is https, and not on a plain-http development issuer.
+
+use crate::common::{Backend, TestEnv, TestServer};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hsts_only_for_an_https_issuer() {
+    let mut env = TestEnv::new(Backend::Embedded);
+    env.settings.issuer = Some("https://id.example.test".into());
+    let srv = TestServer::start_with(env).await;
+    // The socket is plain http on loopback; the issuer says what users reach.
+    let r = reqwest::get(format!("http://127.0.0.1:{}/login", srv.port))
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
+    let plain = TestServer::start(Backend::Embedded).await;
+    let r = reqwest::get(plain.url("/login")).await.unwrap();
+    assert!(r.headers().get("strict-transport-security").is_none());
+}
