@@ -132,6 +132,10 @@ pub struct Client {
     pub required_acr: Option<String>,
     /// A privileged client: sign-in needs an active elevation of this role.
     pub required_role: Option<String>,
+    /// True when the client registered itself (RFC 7591), false when an
+    /// administrator registered it: the URLs a self-registered client gave
+    /// are only ever called at public addresses.
+    pub registered_dynamically: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -165,6 +169,9 @@ pub struct Grant {
     pub revoked_at: Option<DateTime<Utc>>,
     /// The browser's address when the grant was made (elevation conditions).
     pub client_ip: Option<String>,
+    /// For a privileged client: the activation (PIM request) the grant was
+    /// admitted under. The grant ends with it.
+    pub activation_id: Option<String>,
 }
 
 impl Grant {

@@ -2,6 +2,7 @@
 //! or redis here, so every security rule is unit-testable.
 
 pub mod client_ip;
+pub mod lifecycle;
 pub mod login;
 pub mod mfa;
 pub mod oidc;

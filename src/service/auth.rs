@@ -5,6 +5,7 @@ use crate::crypto::password::{hash_password, verify_against_dummy, verify_passwo
 use crate::crypto::{random_token, sha256_hex};
 use crate::domain::{PasswordCredential, Session, User, Username};
 use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::lifecycle::{one_time_password_expired, password_change_only};
 use crate::protocol::login::{
     FailureCounts, ThrottleDecision, ThrottleLimits, check_password_policy, human_wait, throttle,
 };
@@ -33,6 +34,19 @@ impl LoginOutcome {
         }
     }
 }
+
+/// What a session opened with a one-time password gets for anything but
+/// choosing a new password.
+pub fn password_change_required() -> Error {
+    Error::oauth(
+        ErrorKind::Forbidden,
+        PASSWORD_CHANGE_REQUIRED,
+        "Choose a new password before going on.",
+    )
+}
+
+/// The error code of [`password_change_required`].
+pub const PASSWORD_CHANGE_REQUIRED: &str = "password_change_required";
 
 /// A new browser session; `token` goes into the cookie and nowhere else.
 #[derive(Debug)]
@@ -292,12 +306,35 @@ impl Services {
             ));
         }
 
+        if cred.must_change && one_time_password_expired(cred.updated_at, now) {
+            let (a, subject) = (actor.clone(), name_key.clone());
+            self.db(move |r| {
+                record(
+                    r,
+                    now,
+                    &a,
+                    "login.one_time_password_expired",
+                    &subject,
+                    json!({}),
+                )
+            })
+            .await
+            .map_err(internal)?;
+            return Err(fail(
+                LoginOutcome::BadCredentials,
+                Error::new(
+                    ErrorKind::Unauthenticated,
+                    "This one-time password has expired. Ask your administrator for a new one.",
+                ),
+            ));
+        }
+
         // With a second factor enrolled the password alone opens nothing, and
         // the failure counter keeps counting until the second factor passes.
         let factors = self.mfa_status(&user).await.map_err(internal)?;
         if factors.has_second_factor() {
             let pending = self
-                .start_second_factor(&user, cred.must_change)
+                .start_second_factor(&user, &cred)
                 .await
                 .map_err(internal)?;
             return Ok(PasswordOk::NeedsSecondFactor { pending, factors });
@@ -362,7 +399,28 @@ impl Services {
 
     /// The live session and its user for a cookie value, sliding the idle
     /// timeout. Expired, idle or orphaned sessions are removed and yield `None`.
+    /// A session opened with a one-time password is refused with
+    /// [`password_change_required`]: it may only choose a new password.
     pub async fn session_for(&self, token: &str) -> Result<Option<(Session, User)>> {
+        match self.lookup_session(token).await? {
+            Some((_, _, true)) => Err(password_change_required()),
+            Some((s, u, false)) => Ok(Some((s, u))),
+            None => Ok(None),
+        }
+    }
+
+    /// Like [`Self::session_for`], but also a session that may only change
+    /// the password: for the password pages and signing out.
+    pub async fn session_for_password_change(
+        &self,
+        token: &str,
+    ) -> Result<Option<(Session, User)>> {
+        Ok(self.lookup_session(token).await?.map(|(s, u, _)| (s, u)))
+    }
+
+    /// The session, its user, and whether it may only change the password.
+    /// Such a session ends with its one-time password's lifetime.
+    async fn lookup_session(&self, token: &str) -> Result<Option<(Session, User, bool)>> {
         if token.is_empty() || token.len() > 128 {
             return Ok(None);
         }
@@ -375,14 +433,22 @@ impl Services {
                 return Ok(None);
             };
             let user = r.user_by_id(&s.user_id)?;
-            let alive = s.expires_at > now && s.last_seen_at + idle > now;
+            let mut alive = s.expires_at > now && s.last_seen_at + idle > now;
+            let mut restricted = false;
+            if let Some(u) = &user
+                && let Some(c) = r.password(&u.id)?.filter(|c| c.must_change)
+                && password_change_only(&s.amr, true)
+            {
+                restricted = true;
+                alive &= !one_time_password_expired(c.updated_at, now);
+            }
             match user {
                 Some(u) if alive && u.is_active() => {
                     // Write at most once a minute per session.
                     if now - s.last_seen_at >= chrono::Duration::seconds(60) {
                         r.touch_session(&digest, now)?;
                     }
-                    Ok(Some((s, u)))
+                    Ok(Some((s, u, restricted)))
                 }
                 _ => {
                     r.delete_session(&digest)?;
@@ -395,7 +461,7 @@ impl Services {
 
     /// Ends the session behind a cookie value, if any.
     pub async fn logout(&self, token: &str, ip: Option<String>) -> Result<()> {
-        let Some((session, user)) = self.session_for(token).await? else {
+        let Some((session, user)) = self.session_for_password_change(token).await? else {
             return Ok(());
         };
         self.end_session(&session.id_digest, &user, ip, "logout")
@@ -503,18 +569,17 @@ impl Services {
                     updated_at: now,
                 },
             )?;
-            for s in r.sessions_of(&id)? {
-                if s.id_digest != keep {
-                    r.delete_session(&s.id_digest)?;
-                }
-            }
+            // Whoever else held the account loses it: every other session
+            // ends, with the grants and tokens it gave.
+            let cut = crate::service::lifecycle::cut_access_in(r, &id, Some(&keep), now)?;
             record(
                 r,
                 now,
                 &actor,
                 "password.change",
                 actor.name.as_str(),
-                json!({}),
+                json!({"sessions_ended": cut.sessions.len(), "grants_revoked": cut.grants_revoked,
+                    "logouts_queued": cut.notices}),
             )
         })
         .await

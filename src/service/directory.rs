@@ -1,6 +1,7 @@
 //! Users, groups, roles and permanent role assignments: what the CLI and the
 //! admin pages change. Every change is audited in the same transaction.
 
+use super::lifecycle::{CutAccess, cut_access_in};
 use super::{Actor, Services, record};
 use crate::crypto::password::hash_password;
 use crate::domain::{
@@ -181,7 +182,9 @@ impl Services {
         .await
     }
 
-    /// Disabling also ends every session of the user at once.
+    /// Disabling cuts the user's access everywhere at once: every session
+    /// ends (and the applications in it are told), every grant and refresh
+    /// token is revoked.
     pub async fn set_user_status(
         &self,
         actor: &Actor,
@@ -196,10 +199,9 @@ impl Services {
             .db(move |r| {
                 let user = need_user(r, &name)?;
                 r.set_user_status(&user.id, status, now)?;
-                let ended = if status == UserStatus::Disabled {
-                    r.delete_sessions_of(&user.id)?
-                } else {
-                    0
+                let cut = match status {
+                    UserStatus::Disabled => cut_access_in(r, &user.id, None, now)?,
+                    UserStatus::Active => CutAccess::default(),
                 };
                 let action = match status {
                     UserStatus::Active => "user.enable",
@@ -211,7 +213,8 @@ impl Services {
                     &actor,
                     action,
                     name.as_str(),
-                    json!({"sessions_ended": ended}),
+                    json!({"sessions_ended": cut.sessions.len(), "grants_revoked": cut.grants_revoked,
+                        "logouts_queued": cut.notices}),
                 )?;
                 Ok(User {
                     status,
@@ -238,6 +241,8 @@ impl Services {
         let hash = self.hash_new_password(password, name.as_str()).await?;
         let now = self.now();
         let actor = actor.clone();
+        // A reset is what an administrator does for a compromised account:
+        // whoever held it loses every session, grant and refresh token.
         self.db(move |r| {
             let user = need_user(r, &name)?;
             r.set_password(
@@ -248,13 +253,15 @@ impl Services {
                     updated_at: now,
                 },
             )?;
+            let cut = cut_access_in(r, &user.id, None, now)?;
             record(
                 r,
                 now,
                 &actor,
                 "user.set_password",
                 name.as_str(),
-                json!({"must_change": must_change}),
+                json!({"must_change": must_change, "sessions_ended": cut.sessions.len(),
+                        "grants_revoked": cut.grants_revoked, "logouts_queued": cut.notices}),
             )
         })
         .await

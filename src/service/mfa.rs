@@ -27,6 +27,10 @@ fn aad(user: &UserId) -> Vec<u8> {
 pub(super) struct Pending {
     user_id: String,
     must_change: bool,
+    /// A digest of the password hash that was proven: a password changed or
+    /// reset meanwhile voids the half-done sign-in.
+    #[serde(default)]
+    password: Option<String>,
 }
 
 fn sign_in_expired() -> Error {
@@ -209,12 +213,13 @@ impl Services {
     pub(super) async fn start_second_factor(
         &self,
         user: &User,
-        must_change: bool,
+        password: &crate::domain::PasswordCredential,
     ) -> Result<String> {
         let token = random_token();
         let p = serde_json::to_vec(&Pending {
             user_id: user.id.to_string(),
-            must_change,
+            must_change: password.must_change,
+            password: Some(sha256_hex(password.hash.as_bytes())),
         })
         .map_err(|e| Error::internal(e.to_string()))?;
         self.ephemeral
@@ -232,7 +237,13 @@ impl Services {
             return Ok(None);
         };
         let id = UserId::from_stored(p.user_id.clone());
-        let user = self.db(move |r| r.user_by_id(&id)).await?;
+        let (user, cred) = self
+            .db(move |r| Ok((r.user_by_id(&id)?, r.password(&id)?)))
+            .await?;
+        let current = cred.map(|c| sha256_hex(c.hash.as_bytes()));
+        if p.password.is_some() && p.password != current {
+            return Ok(None);
+        }
         Ok(user.filter(User::is_active).map(|u| (p, u)))
     }
 

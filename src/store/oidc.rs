@@ -31,6 +31,15 @@ pub trait GrantRepo {
     fn grant(&mut self, id: &str) -> Result<Option<Grant>>;
     /// Marks the grant revoked (idempotent); every token under it turns inactive.
     fn revoke_grant(&mut self, id: &str, now: DateTime<Utc>) -> Result<()>;
+    /// Revokes every live grant of a user (so every refresh and access
+    /// token under them turns inactive) but those from the session `keep`;
+    /// how many there were.
+    fn revoke_grants_of_user(
+        &mut self,
+        user: &UserId,
+        keep: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<u64>;
     /// Live grants that came from one browser session.
     fn grants_of_session(&mut self, session_digest: &str) -> Result<Vec<Grant>>;
     fn insert_refresh_token(&mut self, token: &RefreshToken) -> Result<()>;

@@ -3,7 +3,7 @@
 use super::State;
 use super::page::{
     CSRF_FAILED, CsrfForm, PageResult, client_info, csrf_ok, render, see_other, signed_in,
-    status_for,
+    signed_in_for_password_change, status_for,
 };
 use crate::domain::User;
 use actix_web::http::StatusCode;
@@ -108,7 +108,7 @@ async fn password_page(
     error: Option<&str>,
 ) -> PageResult {
     let forced = state.services.must_change_password(user).await?;
-    let fresh = match signed_in(req, state).await? {
+    let fresh = match signed_in_for_password_change(req, state).await? {
         Some((session, _)) => state.services.has_fresh_factor(&session),
         None => false,
     };
@@ -129,7 +129,7 @@ async fn password_page(
 }
 
 pub async fn password_form(req: HttpRequest, state: State) -> PageResult {
-    let Some((_, user)) = signed_in(&req, &state).await? else {
+    let Some((_, user)) = signed_in_for_password_change(&req, &state).await? else {
         return Ok(to_login("/account/password"));
     };
     password_page(&req, &state, &user, StatusCode::OK, None).await
@@ -140,7 +140,7 @@ pub async fn change_password(
     state: State,
     form: web::Form<PasswordForm>,
 ) -> PageResult {
-    let Some((session, user)) = signed_in(&req, &state).await? else {
+    let Some((session, user)) = signed_in_for_password_change(&req, &state).await? else {
         return Ok(to_login("/account/password"));
     };
     if !csrf_ok(&req, &state, &form.csrf).await? {

@@ -109,6 +109,10 @@ impl ResponseError for PageError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if self.0.code() == Some(crate::service::auth::PASSWORD_CHANGE_REQUIRED) {
+            // A one-time password's session: every page leads to choosing a new one.
+            return see_other("/account/password");
+        }
         let status = self.status_code();
         if status.is_server_error() {
             tracing::error!(error = %self.0, "request failed");
@@ -272,6 +276,18 @@ pub async fn signed_in(
 ) -> Result<Option<(Session, User)>, PageError> {
     match session_token(req, state) {
         Some(t) => Ok(state.services.session_for(&t).await?),
+        None => Ok(None),
+    }
+}
+
+/// Like [`signed_in`], but also a session that may only change the
+/// password (opened with a one-time password): for the password pages.
+pub async fn signed_in_for_password_change(
+    req: &HttpRequest,
+    state: &State,
+) -> Result<Option<(Session, User)>, PageError> {
+    match session_token(req, state) {
+        Some(t) => Ok(state.services.session_for_password_change(&t).await?),
         None => Ok(None),
     }
 }

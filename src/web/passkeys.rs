@@ -147,7 +147,7 @@ async fn signed_in_json(
             ErrorKind::Unauthenticated,
             "Your session has ended. Please sign in again.",
         ))),
-        Err(_) => Err(json_error(&Error::unavailable("session lookup"))),
+        Err(e) => Err(json_error(&e.0)),
     }
 }
 

@@ -253,7 +253,12 @@ pub async fn sign_out_everywhere(
     let Some(token) = super::page::session_token(req, state) else {
         return Ok(None);
     };
-    if state.services.session_for(&token).await?.is_none() {
+    if state
+        .services
+        .session_for_password_change(&token)
+        .await?
+        .is_none()
+    {
         return Ok(None);
     }
     let digest = crate::service::Services::session_digest(&token);

@@ -3,12 +3,12 @@
 use crate::common::{Backend, Browser, PASSWORD, TestServer, field_value};
 use portcullis::protocol::mfa::totp_code;
 
-fn code_at(secret: &[u8], srv: &TestServer) -> String {
+pub fn code_at(secret: &[u8], srv: &TestServer) -> String {
     totp_code(secret, srv.clock_now() as u64).unwrap()
 }
 
 /// Enrolls TOTP for a signed-in browser; returns the secret and the codes.
-async fn enroll(srv: &TestServer, b: &Browser) -> (Vec<u8>, Vec<String>) {
+pub async fn enroll(srv: &TestServer, b: &Browser) -> (Vec<u8>, Vec<String>) {
     let sec = b.get("/account/security").await;
     assert!(sec.body.contains("Off: a password alone signs you in."));
     let page = b

@@ -285,6 +285,7 @@ pub(in crate::protocol) mod tests {
             registration_token_hash: None,
             required_acr: None,
             required_role: None,
+            registered_dynamically: false,
             created_at: now,
             updated_at: now,
         }

@@ -4,6 +4,7 @@ pub mod authorize;
 pub mod claims;
 pub mod client_auth;
 pub mod discovery;
+pub mod outbound;
 pub mod pkce;
 pub mod registration;
 pub mod scope;

@@ -1,7 +1,7 @@
 //! Client metadata (RFC 7591 section 2) and its validation. The CLI and the
 //! registration endpoint both build clients through [`check_draft`].
 
-use super::{scope, uri};
+use super::{outbound, scope, uri};
 use crate::domain::{AuthMethod, Client, GrantType, SigningAlg};
 use serde_json::{Map, Value, json};
 
@@ -191,6 +191,11 @@ pub fn from_metadata(body: &Value) -> Result<ClientDraft, MetadataError> {
         )));
     }
     check_draft(&draft)?;
+    // The server calls this URL itself: a self-registered client may not
+    // aim it at loopback or internal addresses (an administrator may).
+    if let Some(u) = &draft.backchannel_logout_uri {
+        outbound::check_public_url(u).map_err(|e| meta(format!("backchannel_logout_uri: {e}")))?;
+    }
     Ok(draft)
 }
 
@@ -299,6 +304,24 @@ mod tests {
             "invalid_client_metadata"
         );
         assert_eq!(code_of(json!([])), "invalid_client_metadata");
+        for internal in [
+            "http://127.0.0.1:8080/internal/logout",
+            "https://127.0.0.1/internal/logout",
+            "https://localhost/logout",
+            "https://[::ffff:127.0.0.1]/logout",
+            "https://169.254.169.254/latest",
+        ] {
+            assert_eq!(
+                code_of(with("backchannel_logout_uri", json!(internal))),
+                "invalid_client_metadata",
+                "{internal}"
+            );
+        }
+        let public = with(
+            "backchannel_logout_uri",
+            json!("https://app.example/logout"),
+        );
+        assert!(from_metadata(&public).is_ok());
         let mut public_cc = with("token_endpoint_auth_method", json!("none"));
         public_cc["grant_types"] = json!(["client_credentials"]);
         assert_eq!(code_of(public_cc), "invalid_client_metadata");

@@ -110,6 +110,7 @@ impl Services {
             registration_token_hash: None,
             required_acr: required_level(&opts.required_acr)?,
             required_role: opts.required_role.clone(),
+            registered_dynamically: false,
             created_at: now,
             updated_at: now,
         };
@@ -244,6 +245,7 @@ impl Services {
         let (mut client, secret) = self.build_client(draft, &ClientOptions::default())?;
         let reg_token = random_token();
         client.registration_token_hash = Some(sha256_hex(reg_token.as_bytes()));
+        client.registered_dynamically = true;
         let (c, hash, now) = (
             client.clone(),
             sha256_hex(initial_token.as_bytes()),

@@ -8,11 +8,13 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::oidc::claims::sid_for;
 use crate::protocol::oidc::uri::with_query;
 use crate::service::Services;
-use crate::service::outbox;
+use crate::service::{outbound, outbox};
 use crate::store::Repo;
 use serde_json::json;
 use std::time::Duration;
 
+/// Why a self-registered client's back-channel logout was not sent.
+const REFUSED: &str = "the back-channel logout URI does not lead to a public https address";
 const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -144,17 +146,53 @@ impl Services {
             Ok(None) => return Err("the client no longer exists".into()),
             Err(e) => return Err(e.to_string()),
         };
+        // A self-registered client's URL is called only at the public
+        // addresses its name resolves to now; an administrator's as given.
+        let http = if client.registered_dynamically {
+            let checked = outbound::check_destination(uri, outbound::system_lookup).await;
+            match checked.and_then(|c| c.client()) {
+                Ok(h) => h,
+                Err(why) => {
+                    self.refuse_backchannel(&client.client_id, &why).await;
+                    return Err(REFUSED.into());
+                }
+            }
+        } else {
+            self.http.clone()
+        };
         let token = self
             .logout_token(&client, &n.session_digest, &n.user_id)
             .map_err(|e| e.to_string())?;
-        self.http
-            .post(uri)
+        http.post(uri)
             .timeout(ATTEMPT_TIMEOUT)
             .form(&[("logout_token", token.as_str())])
             .send()
             .await
             .map(|r| r.status().as_u16())
             .map_err(|e| e.to_string())
+    }
+
+    /// Audits a refused destination (the outbox records the attempt too).
+    /// The details, which quote what the client registered, go only to the
+    /// log; the audit and the outbox get a fixed reason.
+    async fn refuse_backchannel(&self, client_id: &str, why: &str) {
+        tracing::warn!(client = %client_id, reason = %why, "back-channel logout refused: not a public address");
+        let (cid, why, now) = (client_id.to_string(), REFUSED, self.now());
+        let audited = self
+            .db(move |r| {
+                crate::service::record(
+                    r,
+                    now,
+                    &crate::service::Actor::system(),
+                    "oidc.backchannel_refused",
+                    &cid,
+                    json!({"why": why}),
+                )
+            })
+            .await;
+        if let Err(e) = audited {
+            tracing::warn!(error = %e, "could not audit a refused back-channel logout");
+        }
     }
 
     fn logout_token(&self, client: &Client, session_digest: &str, user_id: &str) -> Result<String> {

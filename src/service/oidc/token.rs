@@ -6,10 +6,11 @@ use crate::crypto::jws;
 use crate::crypto::{constant_time_eq, sha256_hex};
 use crate::domain::{AuthMethod, Client, Grant, GrantType, SigningAlg};
 use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::lifecycle::admitting_activation;
 use crate::protocol::oidc::client_auth::{ASSERTION_TYPE, check_assertion_claims, parse_basic};
 use crate::protocol::oidc::discovery::paths;
 use crate::protocol::oidc::{pkce, scope};
-use crate::service::pim::Recipient;
+use crate::service::pim::{Elevation, Recipient};
 use crate::service::{Actor, Services, record};
 use chrono::Duration;
 use serde_json::json;
@@ -49,6 +50,34 @@ fn invalid_grant(why: &str) -> Error {
 
 fn invalid_request(why: &str) -> Error {
     Error::oauth(ErrorKind::InvalidInput, "invalid_request", why.to_string())
+}
+
+/// For a privileged client, the active elevation that admits this issuance
+/// (when `bound`, only that activation); `invalid_grant` when there is none.
+/// `None` for other clients.
+fn admitted_under(
+    client: &Client,
+    subject: &super::tokens::Subject,
+    bound: Option<&str>,
+) -> Result<Option<Elevation>> {
+    let Some(role) = &client.required_role else {
+        return Ok(None);
+    };
+    let active = subject
+        .elevations
+        .iter()
+        .map(|e| (e.role.as_str(), e.request_id.as_str()));
+    let id = admitting_activation(role, bound, active).ok_or_else(|| {
+        invalid_grant(&format!(
+            "{} needs an active elevation of {role}",
+            client.name
+        ))
+    })?;
+    Ok(subject
+        .elevations
+        .iter()
+        .find(|e| e.request_id == id)
+        .cloned())
 }
 
 impl Services {
@@ -267,6 +296,12 @@ impl Services {
             .await?
             .filter(|s| s.user.is_active())
             .ok_or_else(|| invalid_grant("the user is no longer active"))?;
+        // A code outlives nothing it came from: once its session ended (sign-out,
+        // disable, a password reset), it buys no tokens.
+        let digest = cg.session_digest.clone();
+        if self.db(move |r| r.session(&digest)).await?.is_none() {
+            return Err(invalid_grant("the session the code came from has ended"));
+        }
         let offline = cg.scope.iter().any(|s| s == "offline_access")
             && client.allows_grant(GrantType::RefreshToken);
         let lifetime = if offline {
@@ -274,6 +309,12 @@ impl Services {
         } else {
             client.access_token_ttl
         };
+        // A privileged client's grant lives inside the window that admitted it.
+        let admitted = admitted_under(client, &subject, None)?;
+        let mut expires_at = now + Duration::seconds(lifetime);
+        if let Some(e) = &admitted {
+            expires_at = expires_at.min(e.ends_at);
+        }
         let grant = Grant {
             id: uuid::Uuid::new_v4().simple().to_string(),
             client_id: client.client_id.clone(),
@@ -284,9 +325,10 @@ impl Services {
             acr: Some(cg.acr.clone()),
             amr: cg.amr.clone(),
             created_at: now,
-            expires_at: now + Duration::seconds(lifetime),
+            expires_at,
             revoked_at: None,
             client_ip: cg.ip.clone(),
+            activation_id: admitted.map(|e| e.request_id),
         };
         let refresh = offline.then(|| self.new_refresh_token(&grant));
         let (g, rt, actor) = (
@@ -407,6 +449,15 @@ impl Services {
                 return Err(invalid_grant("the user is no longer active"));
             }
         };
+        // A privileged client's refresh passes its gate again: without the
+        // window the grant was admitted under, the grant ends for good.
+        if admitted_under(client, &subject, grant.activation_id.as_deref()).is_err() {
+            self.revoke_grant_for(&grant.id, "oidc.refresh_elevation_ended", &client.client_id)
+                .await?;
+            return Err(invalid_grant(
+                "the elevation this grant was admitted under has ended",
+            ));
+        }
         let (next, next_stored) = self.new_refresh_token(&grant);
         let gid = grant.id.clone();
         let won = self
@@ -477,6 +528,7 @@ impl Services {
             expires_at: now + Duration::seconds(client.access_token_ttl),
             revoked_at: None,
             client_ip: None,
+            activation_id: None,
         };
         let g = grant.clone();
         self.db(move |r| r.insert_grant(&g)).await?;

@@ -265,11 +265,19 @@ impl Services {
         let grant_id = jti.split('.').next().unwrap_or("").to_string();
         let now = self.now();
         let (j, g) = (jti.clone(), grant_id.clone());
-        let (revoked, grant) = self
-            .db(move |r| Ok((r.is_jti_revoked(&j)?, r.grant(&g)?)))
+        let (revoked, grant, user_active) = self
+            .db(move |r| {
+                let grant = r.grant(&g)?;
+                // A token of a user who was disabled since is dead too.
+                let user_active = match grant.as_ref().and_then(|x| x.user_id.clone()) {
+                    Some(u) => r.user_by_id(&u)?.is_some_and(|u| u.is_active()),
+                    None => true,
+                };
+                Ok((r.is_jti_revoked(&j)?, grant, user_active))
+            })
             .await?;
         let grant = match grant {
-            Some(grant) if !revoked && grant.is_live(now) => grant,
+            Some(grant) if !revoked && user_active && grant.is_live(now) => grant,
             _ => return Err(invalid("the access token has been revoked")),
         };
         // Rule 4: a token that carried an elevation dies with its window.

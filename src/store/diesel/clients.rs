@@ -32,6 +32,7 @@ struct ClientRow {
     updated_at: i64,
     required_acr: Option<String>,
     required_role: Option<String>,
+    registered_dynamically: bool,
 }
 
 pub(super) fn to_json<T: serde::Serialize>(v: &T) -> String {
@@ -66,6 +67,7 @@ impl ClientRow {
             updated_at: to_ts(x.updated_at),
             required_acr: x.required_acr.clone(),
             required_role: x.required_role.clone(),
+            registered_dynamically: x.registered_dynamically,
         }
     }
 
@@ -104,6 +106,7 @@ impl ClientRow {
             registration_token_hash: self.registration_token_hash,
             required_acr: self.required_acr,
             required_role: self.required_role,
+            registered_dynamically: self.registered_dynamically,
             created_at: from_ts(self.created_at),
             updated_at: from_ts(self.updated_at),
         })

@@ -24,6 +24,7 @@ struct GrantRow {
     expires_at: i64,
     revoked_at: Option<i64>,
     client_ip: Option<String>,
+    activation_id: Option<String>,
 }
 
 impl GrantRow {
@@ -41,6 +42,7 @@ impl GrantRow {
             expires_at: to_ts(x.expires_at),
             revoked_at: x.revoked_at.map(to_ts),
             client_ip: x.client_ip.clone(),
+            activation_id: x.activation_id.clone(),
         }
     }
 
@@ -58,6 +60,7 @@ impl GrantRow {
             expires_at: from_ts(self.expires_at),
             revoked_at: self.revoked_at.map(from_ts),
             client_ip: self.client_ip,
+            activation_id: self.activation_id,
         }
     }
 }
@@ -85,6 +88,26 @@ impl GrantRepo for DbConn {
             .set(g::revoked_at.eq(Some(to_ts(now))))
             .execute(self)?;
         Ok(())
+    }
+
+    fn revoke_grants_of_user(
+        &mut self,
+        user: &UserId,
+        keep: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mine = g::table
+            .filter(g::user_id.eq(user.as_str()))
+            .filter(g::revoked_at.is_null());
+        let set = g::revoked_at.eq(Some(to_ts(now)));
+        Ok(match keep {
+            None => diesel::update(mine).set(set).execute(self)?,
+            Some(k) => {
+                diesel::update(mine.filter(g::session_digest.ne(k).or(g::session_digest.is_null())))
+                    .set(set)
+                    .execute(self)?
+            }
+        } as u64)
     }
 
     fn grants_of_session(&mut self, session_digest: &str) -> Result<Vec<Grant>> {

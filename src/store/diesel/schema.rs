@@ -145,6 +145,7 @@ diesel::table! {
         updated_at -> BigInt,
         required_acr -> Nullable<Text>,
         required_role -> Nullable<Text>,
+        registered_dynamically -> Bool,
     }
 }
 
@@ -171,6 +172,7 @@ diesel::table! {
         expires_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
         client_ip -> Nullable<Text>,
+        activation_id -> Nullable<Text>,
     }
 }
 

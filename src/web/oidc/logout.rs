@@ -5,7 +5,7 @@ use crate::service::oidc::logout::{EndSessionRequest, LogoutPlan};
 use crate::web::State;
 use crate::web::page::{
     CSRF_FAILED, CsrfForm, PageResult, csrf_ok, error_page, removal_cookie, render, see_other,
-    signed_in,
+    signed_in_for_password_change,
 };
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -87,7 +87,8 @@ async fn end_session(req: &HttpRequest, state: &State, r: EndSessionRequest) -> 
             ));
         }
     };
-    let Some((_, user)) = signed_in(req, state).await? else {
+    // Signing out is open to every session, one-time password or not.
+    let Some((_, user)) = signed_in_for_password_change(req, state).await? else {
         return Ok(done(plan.redirect.as_deref()));
     };
     // A valid ID token for this very user shows the request came from an

@@ -327,12 +327,16 @@ async fn journey_refused_request_step_up_approve_continue_expire() {
     assert_eq!(id["pim"][0]["role"], ROLE);
     assert!(id["roles"].to_string().contains(ROLE));
 
-    // The window ends; the next refresh has no role, and the app refuses again.
+    // The window ends; so does the privileged app's grant, and the app
+    // refuses again.
     srv.clock
         .advance(Duration::minutes(30) + Duration::seconds(1));
     let (st, r) = refresh(&srv, &c, t["refresh_token"].as_str().unwrap()).await;
-    assert_eq!(st, 200, "{r}");
-    assert!(claims(r["access_token"].as_str().unwrap())["pim"].is_null());
+    assert_eq!(
+        (st, r["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{r}"
+    );
     assert_eq!(b.get_url(&url).await.status, 403);
 }
 
