@@ -12,7 +12,6 @@ use chrono::Duration;
 use portcullis::domain::UserStatus;
 use portcullis::service::Actor;
 use portcullis::service::oidc::clients::NewClient;
-use portcullis::service::saml::registry::SpInput;
 use serde_json::Value;
 
 const ONE_TIME: &str = "a one-time password 1";
@@ -22,23 +21,7 @@ const ONE_TIME: &str = "a one-time password 1";
 async fn setup(backend: crate::common::Backend) -> (TestServer, Receiver, NewClient, Browser) {
     let srv = TestServer::start(backend).await;
     let rx = Receiver::start(0).await;
-    let mut d = draft("mail");
-    d.backchannel_logout_uri = Some(format!("{}/bcl", rx.base));
-    let c = client(&srv, d).await;
-    srv.services
-        .add_sp(
-            &Actor::cli(),
-            SpInput {
-                entity_id: Some(crate::saml::SP_ENTITY.into()),
-                acs_urls: vec![crate::saml::ACS.into()],
-                sign_response: true,
-                sign_assertion: true,
-                soap_slo_url: Some(format!("{}/soap", rx.base)),
-                ..SpInput::default()
-            },
-        )
-        .await
-        .unwrap();
+    let c = crate::pim::logout_receivers(&srv, &rx, "mail").await;
     srv.user("victim").await;
     let b = srv.browser();
     assert_eq!(b.login("victim", PASSWORD).await.status, 303);

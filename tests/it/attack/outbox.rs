@@ -3,10 +3,7 @@
 //! trail records what really happened.
 
 use crate::common::{Backend, TestEnv, TestServer};
-use crate::oidc::{client, draft};
 use crate::pim::{ROLE, Receiver, open_policy, privileged_role, request, signed_in, tokens};
-use portcullis::service::Actor;
-use portcullis::service::saml::registry::SpInput;
 use std::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,23 +19,7 @@ async fn a_revoke_from_the_cli_reaches_the_apps_through_the_server() {
     let srv = TestServer::start_at(env, crate::common::now_secs()).await;
     let b = signed_in(&srv, "ada").await;
     privileged_role(&srv, open_policy(), "ada").await;
-    let mut d = draft("payroll");
-    d.backchannel_logout_uri = Some(format!("{}/bcl", hooks.base));
-    let c = client(&srv, d).await;
-    srv.services
-        .add_sp(
-            &Actor::cli(),
-            SpInput {
-                entity_id: Some(crate::saml::SP_ENTITY.into()),
-                acs_urls: vec![crate::saml::ACS.into()],
-                sign_response: true,
-                sign_assertion: true,
-                soap_slo_url: Some(format!("{}/soap", hooks.base)),
-                ..SpInput::default()
-            },
-        )
-        .await
-        .unwrap();
+    let c = crate::pim::logout_receivers(&srv, &hooks, "payroll").await;
     let (st, q) = request(&b, 60, None).await;
     assert_eq!(st, 201, "{q}");
     tokens(&srv, &b, &c, "openid").await;

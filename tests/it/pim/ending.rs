@@ -9,7 +9,6 @@ use chrono::Duration;
 use portcullis::config::{Secret, WebhookSettings};
 use portcullis::domain::UserStatus;
 use portcullis::protocol::pim::webhook::verify;
-use portcullis::service::saml::registry::SpInput;
 
 const SECRET: &str = "a webhook secret of some length";
 
@@ -90,23 +89,7 @@ async fn ending_revoking_and_expiry_reach_every_recipient() {
     let (srv, hooks) = server_with_receiver(0).await;
     let b = signed_in(&srv, "ada").await;
     privileged_role(&srv, open_policy(), "ada").await;
-    let mut d = draft("payroll");
-    d.backchannel_logout_uri = Some(format!("{}/bcl", hooks.base));
-    let c = client(&srv, d).await;
-    srv.services
-        .add_sp(
-            &Actor::cli(),
-            SpInput {
-                entity_id: Some(crate::saml::SP_ENTITY.into()),
-                acs_urls: vec![crate::saml::ACS.into()],
-                sign_response: true,
-                sign_assertion: true,
-                soap_slo_url: Some(format!("{}/soap", hooks.base)),
-                ..SpInput::default()
-            },
-        )
-        .await
-        .unwrap();
+    let c = crate::pim::logout_receivers(&srv, &hooks, "payroll").await;
 
     // Early end by the user.
     let (_, q) = request(&b, 60, None).await;

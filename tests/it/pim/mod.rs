@@ -136,6 +136,29 @@ pub async fn rp_client(srv: &TestServer) -> NewClient {
     client(srv, d).await
 }
 
+/// An OIDC client named `name` and the SAML test SP, both taking
+/// back-channel logout at the receiver (`/bcl` and `/soap`).
+pub async fn logout_receivers(srv: &TestServer, rx: &Receiver, name: &str) -> NewClient {
+    let mut d = draft(name);
+    d.backchannel_logout_uri = Some(format!("{}/bcl", rx.base));
+    let c = client(srv, d).await;
+    srv.services
+        .add_sp(
+            &Actor::cli(),
+            portcullis::service::saml::registry::SpInput {
+                entity_id: Some(crate::saml::SP_ENTITY.into()),
+                acs_urls: vec![crate::saml::ACS.into()],
+                sign_response: true,
+                sign_assertion: true,
+                soap_slo_url: Some(format!("{}/soap", rx.base)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    c
+}
+
 /// What a test receiver was sent: path, headers, body.
 #[derive(Debug, Clone)]
 pub struct Received {
