@@ -76,6 +76,20 @@ pub fn initial_factors(amr: &[String], now: DateTime<Utc>) -> BTreeMap<String, D
         .collect()
 }
 
+/// Whether the user proved who they are (any factor: password, code or
+/// passkey) within `within` of `now`. Changing how one signs in needs it, so
+/// a stolen session cannot plant its own passkey or take recovery codes.
+pub fn recently_authenticated(
+    factors: &BTreeMap<String, DateTime<Utc>>,
+    now: DateTime<Utc>,
+    within: Duration,
+) -> bool {
+    factors
+        .iter()
+        .filter(|(m, _)| is_factor(m))
+        .any(|(_, t)| *t <= now && now - *t <= within)
+}
+
 /// Whether a user-verified passkey was shown within `within` of `now`.
 pub fn fresh_passkey(
     factors: &BTreeMap<String, DateTime<Utc>>,
@@ -126,6 +140,23 @@ pub fn may_remove_credential(has_password: bool, credentials_left_after: usize) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_recent_factor_makes_a_session_recent() {
+        let t = |s| DateTime::from_timestamp(1_772_445_600 + s, 0).unwrap();
+        let five = Duration::minutes(5);
+        let mut f = BTreeMap::new();
+        f.insert("pwd".to_string(), t(0));
+        assert!(recently_authenticated(&f, t(300), five));
+        assert!(!recently_authenticated(&f, t(301), five));
+        f.insert("hwk".to_string(), t(600));
+        assert!(recently_authenticated(&f, t(700), five));
+        // A time in the future (a clock moved back) proves nothing.
+        assert!(!recently_authenticated(&f, t(500), Duration::seconds(50)));
+        let mut other = BTreeMap::new();
+        other.insert("mfa".to_string(), t(0));
+        assert!(!recently_authenticated(&other, t(1), five));
+    }
     use chrono::TimeZone;
 
     fn t(s: i64) -> DateTime<Utc> {

@@ -452,3 +452,24 @@ impl Services {
         Ok(true)
     }
 }
+
+impl Services {
+    /// Refuses a change to how the user signs in (passkeys, authenticator
+    /// app, recovery codes) unless this session proved who it is within
+    /// `webauthn.fresh_within`: a stolen, older session cannot plant its own
+    /// way in.
+    pub fn require_recent_sign_in(&self, session: &crate::domain::Session) -> Result<()> {
+        if crate::protocol::webauthn::recently_authenticated(
+            &session.factors,
+            self.now(),
+            self.fresh_window(),
+        ) {
+            return Ok(());
+        }
+        Err(Error::oauth(
+            ErrorKind::Forbidden,
+            "reauthentication_required",
+            "For your safety, confirm it's you again before changing how you sign in.",
+        ))
+    }
+}

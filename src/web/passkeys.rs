@@ -178,7 +178,12 @@ fn next_of(next: &Option<String>) -> String {
 
 async fn register_start(req: HttpRequest, state: State, b: web::Bytes) -> JsonResult {
     let f: Start = body(&req, &state, &b).await?;
-    let (_, user) = signed_in_json(&req, &state).await?;
+    let (session, user) = signed_in_json(&req, &state).await?;
+    // A new way in needs a recent proof of who this is.
+    state
+        .services
+        .require_recent_sign_in(&session)
+        .map_err(|e| json_error(&e))?;
     let discoverable = f.kind.as_deref() != Some("security_key");
     let c = state
         .services

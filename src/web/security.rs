@@ -182,6 +182,34 @@ pub async fn show(req: HttpRequest, state: State, q: web::Query<ShowQuery>) -> P
     page(&req, &state, &u, banner).await
 }
 
+/// Where a session too old to change sign-in methods goes: a fresh sign-in
+/// (a passkey, or the password and second step) that comes back here.
+const REAUTH: &str = "/login?reauth=1&next=%2Faccount%2Fsecurity";
+
+/// Like [`checked`], for changes to how the user signs in: the session must
+/// have proved who it is within `webauthn.fresh_within`, else the browser is
+/// sent to sign in again.
+async fn checked_fresh(
+    req: &HttpRequest,
+    state: &State,
+    csrf: &str,
+) -> Result<Result<User, HttpResponse>, super::page::PageError> {
+    if !csrf_ok(req, state, csrf).await? {
+        return Ok(Err(error_page(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            CSRF_FAILED,
+        )));
+    }
+    Ok(match signed_in(req, state).await? {
+        Some((s, u)) => match state.services.require_recent_sign_in(&s) {
+            Ok(()) => Ok(u),
+            Err(_) => Err(see_other(REAUTH)),
+        },
+        None => Err(see_other("/login?next=/account/security")),
+    })
+}
+
 async fn checked(
     req: &HttpRequest,
     state: &State,
@@ -221,7 +249,7 @@ async fn enroll_page(
 }
 
 pub async fn start_totp(req: HttpRequest, state: State, form: web::Form<CsrfOnly>) -> PageResult {
-    match checked(&req, &state, &form.csrf).await? {
+    match checked_fresh(&req, &state, &form.csrf).await? {
         Ok(u) => enroll_page(&req, &state, &u, None).await,
         Err(r) => Ok(r),
     }
@@ -236,7 +264,7 @@ pub struct CodeForm {
 }
 
 pub async fn confirm_totp(req: HttpRequest, state: State, form: web::Form<CodeForm>) -> PageResult {
-    let u = match checked(&req, &state, &form.csrf).await? {
+    let u = match checked_fresh(&req, &state, &form.csrf).await? {
         Ok(u) => u,
         Err(r) => return Ok(r),
     };
@@ -260,7 +288,7 @@ pub async fn confirm_totp(req: HttpRequest, state: State, form: web::Form<CodeFo
 }
 
 pub async fn remove_totp(req: HttpRequest, state: State, form: web::Form<CsrfOnly>) -> PageResult {
-    let u = match checked(&req, &state, &form.csrf).await? {
+    let u = match checked_fresh(&req, &state, &form.csrf).await? {
         Ok(u) => u,
         Err(r) => return Ok(r),
     };
@@ -278,7 +306,7 @@ pub async fn remove_totp(req: HttpRequest, state: State, form: web::Form<CsrfOnl
 }
 
 pub async fn regenerate(req: HttpRequest, state: State, form: web::Form<CsrfOnly>) -> PageResult {
-    let u = match checked(&req, &state, &form.csrf).await? {
+    let u = match checked_fresh(&req, &state, &form.csrf).await? {
         Ok(u) => u,
         Err(r) => return Ok(r),
     };
@@ -350,7 +378,7 @@ pub async fn remove_passkey(
     state: State,
     form: web::Form<PasskeyForm>,
 ) -> PageResult {
-    let u = match checked(&req, &state, &form.csrf).await? {
+    let u = match checked_fresh(&req, &state, &form.csrf).await? {
         Ok(u) => u,
         Err(r) => return Ok(r),
     };
