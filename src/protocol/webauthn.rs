@@ -143,7 +143,7 @@ mod tests {
 
     #[test]
     fn only_a_recent_factor_makes_a_session_recent() {
-        let t = |s| DateTime::from_timestamp(1_772_445_600 + s, 0).unwrap();
+        let t = |s: i64| DateTime::from_timestamp(1_772_445_600 + s, 0).unwrap();
         let five = Duration::minutes(5);
         let mut f = BTreeMap::new();
         f.insert("pwd".to_string(), t(0));
