@@ -161,6 +161,11 @@ pub struct LoginSettings {
     pub max_failures_per_account: u32,
     /// Failed sign-ins from one client address before it is locked for `lockout`.
     pub max_failures_per_ip: u32,
+    /// Sign-ins one client address (IPv6: one /64) may start in five
+    /// minutes: authorization requests, SAML requests, passkey challenges.
+    /// Each keeps state for a while; the bound keeps one address from
+    /// filling the ephemeral store for everyone.
+    pub max_starts_per_ip: u32,
     #[serde(with = "humantime_serde")]
     pub lockout: Duration,
     pub password_min_length: usize,
@@ -174,6 +179,7 @@ impl Default for LoginSettings {
         Self {
             max_failures_per_account: 5,
             max_failures_per_ip: 50,
+            max_starts_per_ip: 600,
             lockout: Duration::from_secs(15 * 60),
             password_min_length: 10,
             required_acr: "pwd".into(),
@@ -381,6 +387,9 @@ impl Settings {
                 "session.idle_timeout",
                 "timeouts must be positive",
             ));
+        }
+        if self.login.max_starts_per_ip == 0 {
+            return Err(key_error("login.max_starts_per_ip", "must be at least 1"));
         }
         if self.login.max_failures_per_account == 0 || self.login.max_failures_per_ip == 0 {
             return Err(key_error(

@@ -5,6 +5,7 @@ pub mod attestation;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
+pub mod budget;
 pub mod csrf;
 pub mod directory;
 pub mod invite;

@@ -29,7 +29,11 @@ struct Proven {
 impl Services {
     /// Options for "Sign in with a passkey" and for browser autofill: no
     /// username, the authenticator offers the user's discoverable passkeys.
-    pub async fn start_passkey_signin(&self) -> Result<Challenge<RequestChallengeResponse>> {
+    pub async fn start_passkey_signin(
+        &self,
+        ip: Option<&str>,
+    ) -> Result<Challenge<RequestChallengeResponse>> {
+        self.spend_start(ip).await?;
         let (options, state) = self
             .rp()?
             .start_discoverable_authentication()

@@ -37,7 +37,13 @@ pub async fn observe(
     let start = Instant::now();
     let id = request_id(&req);
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    // Metrics and logs take the method from a fixed set: any other string a
+    // client sends would otherwise become a new series, without bound.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "OPTIONS" | "PATCH") => m,
+        _ => "OTHER",
+    }
+    .to_string();
     let state = req.app_data::<State>().cloned();
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
     let result = next.call(req).instrument(span.clone()).await;

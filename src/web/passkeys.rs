@@ -209,7 +209,7 @@ async fn login_start(req: HttpRequest, state: State, b: web::Bytes) -> JsonResul
     let _: Start = body(&req, &state, &b).await?;
     let c = state
         .services
-        .start_passkey_signin()
+        .start_passkey_signin(client_info(&req, &state).ip.as_deref())
         .await
         .map_err(|e| json_error(&e))?;
     ok_json(c)

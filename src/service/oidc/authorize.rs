@@ -177,6 +177,8 @@ impl Services {
             }
             None => None,
         };
+        self.spend_start(ip.map(|i| i.to_string()).as_deref())
+            .await?;
         let tx = random_token();
         let t = Transaction {
             request,

@@ -204,6 +204,8 @@ impl Services {
         }
         // ForceAuthn: whatever session exists when the user continues is too old.
         let stale = req.force_authn.unwrap_or(false).then(|| FORCE.to_string());
+        self.spend_start(ip.map(|i| i.to_string()).as_deref())
+            .await?;
         let tx = crate::crypto::random_token();
         let t = SamlTx {
             sp: sp.entity_id.clone(),
@@ -245,6 +247,8 @@ impl Services {
             .acs_for(None, None)
             .cloned()
             .ok_or_else(|| Error::internal("SP without ACS"))?;
+        self.spend_start(ip.map(|i| i.to_string()).as_deref())
+            .await?;
         let tx = crate::crypto::random_token();
         let t = SamlTx {
             sp: sp.entity_id,

@@ -16,3 +16,29 @@ async fn hsts_only_for_an_https_issuer() {
     let r = reqwest::get(plain.url("/login")).await.unwrap();
     assert!(r.headers().get("strict-transport-security").is_none());
 }
+
+/// Made-up HTTP methods all count as one `OTHER` series: a client cannot
+/// grow /metrics without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invented_methods_do_not_grow_the_metrics() {
+    use std::io::{Read, Write};
+    let srv = TestServer::start(Backend::Embedded).await;
+    for i in 0..50 {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+        write!(
+            s,
+            "XMETHOD{i:04x} /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+    }
+    let m = reqwest::get(srv.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!m.contains("XMETHOD"), "invented methods reached /metrics");
+    assert!(m.contains("method=\"OTHER\""), "{m}");
+}

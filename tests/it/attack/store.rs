@@ -90,3 +90,59 @@ async fn readyz_refuses_a_redis_that_may_evict() {
     let r = reqwest::get(srv.url("/readyz")).await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_use_up_everyone_s_sign_ins() {
+    let mut env = TestEnv::new(Backend::Embedded);
+    env.settings.login.max_starts_per_ip = 20;
+    env.settings.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    let srv = TestServer::start_with(env).await;
+    srv.user("alice").await;
+    let c = client(&srv, draft("app")).await;
+    // The attacker asks for passkey challenges, each kept for minutes.
+    let attacker = srv.browser();
+    let csrf = attacker.get("/login").await.csrf();
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        let r = attacker
+            .http
+            .post(srv.url("/webauthn/login/start"))
+            .header("x-forwarded-for", "203.0.113.5")
+            .json(&serde_json::json!({"csrf": csrf}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert!(statuses[..20].iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(statuses[20..].iter().all(|s| *s == 429), "{statuses:?}");
+    // The same address cannot start an authorization either ...
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .get(authorize_url(&srv, &c, &[]))
+        .header("x-forwarded-for", "203.0.113.5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    // ... while everyone else signs in as usual.
+    let r = http
+        .get(authorize_url(&srv, &c, &[]))
+        .header("x-forwarded-for", "198.51.100.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    // The budget is per five minutes.
+    srv.clock.advance(chrono::Duration::minutes(5));
+    let r = http
+        .get(authorize_url(&srv, &c, &[]))
+        .header("x-forwarded-for", "203.0.113.5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+}
