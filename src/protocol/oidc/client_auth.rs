@@ -74,6 +74,15 @@ pub fn check_assertion_claims(
     {
         return Err("client assertion is not valid yet".into());
     }
+    // Issued in the future means a wrong clock or a token made to be
+    // replayed later; either way it is not this moment's proof.
+    if claims
+        .get("iat")
+        .and_then(Value::as_i64)
+        .is_some_and(|iat| iat > now + 60)
+    {
+        return Err("client assertion was issued in the future (iat)".into());
+    }
     let jti = s("jti")
         .filter(|j| !j.is_empty() && j.len() <= 256)
         .ok_or("client assertion has no jti")?;
@@ -84,6 +93,18 @@ pub fn check_assertion_claims(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_assertion_issued_in_the_future_is_refused() {
+        let t = now().timestamp();
+        let claims = |iat: i64| {
+            json!({"iss": "c", "sub": "c", "aud": "https://id.example/token",
+                   "exp": t + 60, "iat": iat, "jti": "j"})
+        };
+        let aud = ["https://id.example/token".to_string()];
+        assert!(check_assertion_claims(&claims(t), "c", &aud, now()).is_ok());
+        assert!(check_assertion_claims(&claims(t + 61), "c", &aud, now()).is_err());
+    }
 
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000, 0).unwrap()

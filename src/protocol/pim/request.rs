@@ -47,18 +47,27 @@ pub struct Planned {
 pub enum Refusal {
     NotEligible,
     DurationNotPositive,
-    DurationTooLong { max: Duration },
-    ReasonMissing { min: usize },
+    DurationTooLong {
+        max: Duration,
+    },
+    ReasonMissing {
+        min: usize,
+    },
     TicketMissing,
     TicketMalformed,
     FreshMfaRequired,
     OutsideWindow(String),
     NetworkNotAllowed(String),
-    TooManyActive { max: u32 },
+    TooManyActive {
+        max: u32,
+    },
     ScheduledNotAllowed,
     StartInPast,
     StartTooFar,
     EligibilityEndsBeforeStart,
+    /// Reason or ticket too long, or with control or bidirectional-override
+    /// characters (text an approver would read differently than written).
+    TextMalformed(&'static str),
 }
 
 impl Refusal {
@@ -79,6 +88,7 @@ impl Refusal {
             Refusal::StartInPast => "start_in_past",
             Refusal::StartTooFar => "start_too_far",
             Refusal::EligibilityEndsBeforeStart => "eligibility_ends_before_start",
+            Refusal::TextMalformed(_) => "text_malformed",
         }
     }
 }
@@ -105,6 +115,12 @@ impl std::fmt::Display for Refusal {
             Refusal::TooManyActive { max } => {
                 let limit = "the most this role allows at once; try again later";
                 return write!(f, "{max} activations of this role are live, {limit}");
+            }
+            Refusal::TextMalformed(which) => {
+                return write!(
+                    f,
+                    "the {which} is too long or contains control or text-direction characters"
+                );
             }
             Refusal::ScheduledNotAllowed => {
                 "this role cannot be scheduled ahead; request it when needed"
@@ -137,6 +153,22 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
+/// Longest reason, in characters: approvers read it in full.
+pub const MAX_REASON: usize = 1000;
+/// Longest ticket reference, in characters.
+pub const MAX_TICKET: usize = 128;
+
+/// Text an approver reads as written: at most `max` characters, no control
+/// characters (newlines and tabs allowed) and no bidirectional overrides or
+/// isolates, which can make a reason read differently than it was written.
+pub fn plain_text(s: &str, max: usize) -> bool {
+    s.chars().count() <= max
+        && !s.chars().any(|c| {
+            (c.is_control() && c != '\n' && c != '\t' && c != '\r')
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
+        })
+}
+
 /// Runs every rule in order; on success, the window that would be granted.
 pub fn check_request(
     policy: &Policy,
@@ -144,6 +176,16 @@ pub fn check_request(
     ctx: &RequestContext,
 ) -> Result<Planned, Refusal> {
     let eligible_until = ctx.eligible_until.ok_or(Refusal::NotEligible)?;
+    if !plain_text(&input.reason, MAX_REASON) {
+        return Err(Refusal::TextMalformed("reason"));
+    }
+    if input
+        .ticket
+        .as_deref()
+        .is_some_and(|t| !plain_text(t, MAX_TICKET))
+    {
+        return Err(Refusal::TextMalformed("ticket reference"));
+    }
     if input.duration <= Duration::zero() {
         return Err(Refusal::DurationNotPositive);
     }

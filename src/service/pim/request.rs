@@ -6,6 +6,7 @@ use super::{eligible_until, forbidden, need_role, policy_of, privileged};
 use crate::domain::{Session, User};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::pim::policy::Approval;
+use crate::protocol::pim::request::Refusal;
 use crate::protocol::pim::request::{RequestContext, RequestInput, check_request};
 use crate::protocol::pim::risk::{self, PastRequest, RiskInput};
 use crate::protocol::pim::state::{Event, State, transition};
@@ -313,6 +314,7 @@ impl Services {
         match outcome {
             Ok(view) => Ok(view),
             Err(refusal) => {
+                let malformed = matches!(refusal, Refusal::TextMalformed(_));
                 let (why, code) = (refusal.to_string(), refusal.code());
                 let w = why.clone();
                 self.db(move |r| {
@@ -326,6 +328,9 @@ impl Services {
                     )
                 })
                 .await?;
+                if malformed {
+                    return Err(Error::oauth(ErrorKind::InvalidInput, code, why));
+                }
                 Err(forbidden(code, why))
             }
         }

@@ -7,5 +7,6 @@ mod headers;
 mod input;
 mod limits;
 mod outbox;
+mod pim_text;
 mod reauth;
 mod store;
