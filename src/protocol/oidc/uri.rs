@@ -87,6 +87,20 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Where a redirect URI sends the browser, as a user should read it: the
+/// host (and a port other than the scheme's default), or for a native app's
+/// private-use scheme the scheme itself.
+pub fn destination(uri: &str) -> String {
+    match Url::parse(uri) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            (None, _) => format!("{}:", u.scheme()),
+        },
+        Err(_) => uri.chars().take(80).collect(),
+    }
+}
+
 /// `base` with `params` appended to its query, keeping any query it has.
 pub fn with_query(base: &str, params: &[(&str, &str)]) -> String {
     if params.is_empty() {
@@ -186,6 +200,14 @@ mod tests {
             assert!(!e.contains('\n') && !e.contains('\r'), "one line: {e}");
         }
         assert!(why(&format!("https://app.example/{}", "a".repeat(2000))).contains("at most"));
+    }
+
+    #[test]
+    fn destination_is_what_the_user_should_read() {
+        assert_eq!(destination("https://rp.example/cb?x=1"), "rp.example");
+        assert_eq!(destination("https://rp.example:8443/cb"), "rp.example:8443");
+        assert_eq!(destination("http://localhost:9999/cb"), "localhost:9999");
+        assert_eq!(destination("com.example.app:/cb"), "com.example.app:");
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! URIs must be used exactly as registered, and a self-registered client may
 //! not pass itself off as one the administrators added.
 
-use crate::common::{Backend, TestEnv, TestServer};
+use crate::common::{Backend, PASSWORD, TestEnv, TestServer};
+use crate::oidc::{authorize_url, draft};
 use portcullis::service::Actor;
+use portcullis::service::oidc::clients::{ClientOptions, NewClient};
 use serde_json::{Value, json};
 
 async fn registration_token(srv: &TestServer, uses: i64) -> String {
@@ -139,4 +141,96 @@ async fn the_cli_refuses_a_malformed_redirect_uri_in_one_line() {
         }
     }
     assert!(srv.services.list_clients().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_registered_client_cannot_pose_as_a_trusted_one() {
+    let srv = TestServer::start(Backend::Embedded).await;
+    srv.user("alice").await;
+    let trusted = srv
+        .services
+        .create_client(&Actor::cli(), draft("RP1"), ClientOptions::default())
+        .await
+        .unwrap();
+    let token = registration_token(&srv, 5).await;
+    for name in ["RP1", "rp1", "  Rp1 "] {
+        let (status, v) = register(
+            &srv,
+            &token,
+            &json!({"client_name": name, "redirect_uris": ["https://evil.example/cb"]}),
+        )
+        .await;
+        assert_eq!(status, 400, "{name:?} was registered: {v}");
+        assert_eq!(v["error"], "invalid_client_metadata");
+        assert!(
+            v["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("client_name"),
+            "{v}"
+        );
+    }
+    // Under a name of its own it registers, but cannot rename itself later.
+    let (status, v) = register(
+        &srv,
+        &token,
+        &json!({"client_name": "Helpful App", "redirect_uris": ["https://evil.example/cb"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let id = v["client_id"].as_str().unwrap().to_string();
+    let r = reqwest::Client::new()
+        .put(v["registration_client_uri"].as_str().unwrap())
+        .bearer_auth(v["registration_access_token"].as_str().unwrap())
+        .json(&json!({"client_name": "rp1", "redirect_uris": ["https://evil.example/cb"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "invalid_client_metadata"
+    );
+    assert_eq!(
+        srv.services.need_client(&id).await.unwrap().name,
+        "Helpful App"
+    );
+
+    // The consent page says where the user goes, and that nobody vouches
+    // for a client that registered itself.
+    let b = srv.browser();
+    b.login("alice", PASSWORD).await;
+    let dynamic = NewClient {
+        client: srv.services.need_client(&id).await.unwrap(),
+        secret: None,
+        registration_token: None,
+    };
+    let page = b
+        .get_url(&authorize_url(
+            &srv,
+            &dynamic,
+            &[("redirect_uri", "https://evil.example/cb")],
+        ))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Helpful App wants to access"));
+    assert!(
+        page.body
+            .contains("sent back to <strong class=\"destination\">evil.example</strong>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("registered itself"), "{}", page.body);
+    assert!(page.body.contains("do not vouch for it"), "{}", page.body);
+
+    let page = b.get_url(&authorize_url(&srv, &trusted, &[])).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("RP1 wants to access"));
+    assert!(
+        page.body
+            .contains("sent back to <strong class=\"destination\">localhost:9999</strong>"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("registered itself"), "{}", page.body);
 }
