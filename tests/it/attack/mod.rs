@@ -6,6 +6,7 @@ mod consent;
 mod headers;
 mod input;
 mod limits;
+mod logout_hint;
 mod outbox;
 mod registration;
 mod store;
