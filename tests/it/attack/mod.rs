@@ -9,4 +9,5 @@ mod limits;
 mod logout_hint;
 mod outbox;
 mod registration;
+mod relay_state;
 mod store;
