@@ -2,7 +2,7 @@
 //! URIs must be used exactly as registered, and a self-registered client may
 //! not pass itself off as one the administrators added.
 
-use crate::common::{Backend, PASSWORD, TestEnv, TestServer};
+use crate::common::{Backend, PASSWORD, TestEnv, TestServer, backends};
 use crate::oidc::{authorize_url, draft};
 use portcullis::service::Actor;
 use portcullis::service::oidc::clients::{ClientOptions, NewClient};
@@ -145,7 +145,12 @@ async fn the_cli_refuses_a_malformed_redirect_uri_in_one_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_self_registered_client_cannot_pose_as_a_trusted_one() {
-    let srv = TestServer::start(Backend::Embedded).await;
+    for backend in backends() {
+        poses_as_a_trusted_one(TestServer::start(backend).await).await;
+    }
+}
+
+async fn poses_as_a_trusted_one(srv: TestServer) {
     srv.user("alice").await;
     let trusted = srv
         .services
