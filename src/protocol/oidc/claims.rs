@@ -112,6 +112,21 @@ pub fn ts(t: DateTime<Utc>) -> i64 {
     t.timestamp()
 }
 
+/// Whether a JWT's `typ` header marks an ID token: absent, or `JWT`
+/// (compared ignoring case, with or without `application/`). Access tokens
+/// (`at+jwt`, RFC 9068) and logout tokens (`logout+jwt`) are signed with the
+/// same keys but are not ID tokens: an access token travels to resource
+/// servers, so it must not count where an ID token is asked for.
+pub fn is_id_token_typ(typ: Option<&str>) -> bool {
+    match typ {
+        None => true,
+        Some(t) => {
+            let t = t.to_ascii_lowercase();
+            t == "jwt" || t == "application/jwt"
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +196,21 @@ mod tests {
         assert_eq!(sid_for("abc"), sid_for("abc"));
         assert_ne!(sid_for("abc"), sid_for("abd"));
         assert!(!sid_for("abc").contains("abc"));
+    }
+
+    #[test]
+    fn only_id_tokens_count_as_id_tokens() {
+        for yes in [None, Some("JWT"), Some("jwt"), Some("application/JWT")] {
+            assert!(is_id_token_typ(yes), "{yes:?}");
+        }
+        for no in [
+            Some("at+jwt"),
+            Some("application/at+jwt"),
+            Some("logout+jwt"),
+            Some(""),
+            Some("JOSE"),
+        ] {
+            assert!(!is_id_token_typ(no), "{no:?}");
+        }
     }
 }

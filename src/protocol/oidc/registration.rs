@@ -108,6 +108,18 @@ pub fn check_draft(d: &ClientDraft) -> Result<(), MetadataError> {
     Ok(())
 }
 
+/// Whether two client names would read the same on a consent page: equal
+/// after trimming, folding case and collapsing runs of whitespace.
+pub fn same_name(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    norm(a) == norm(b)
+}
+
 fn strings(v: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, MetadataError> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
@@ -233,6 +245,16 @@ mod tests {
 
     fn code_of(v: Value) -> &'static str {
         from_metadata(&v).unwrap_err().0
+    }
+
+    #[test]
+    fn names_that_read_the_same() {
+        assert!(same_name("RP1", "rp1"));
+        assert!(same_name("  RP1 ", "RP1"));
+        assert!(same_name("Big  Wiki", "big wiki"));
+        assert!(same_name("ÉCOLE", "école"));
+        assert!(!same_name("RP1", "RP2"));
+        assert!(!same_name("RP 1", "RP1"));
     }
 
     #[test]

@@ -104,6 +104,34 @@ pub fn requested_classes(req: &AuthnRequest) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Longest RelayState the SAML bindings let us rely on (SAML 2.0
+/// Bindings, 3.4.3 and 3.5.3).
+pub const MAX_RELAY_STATE: usize = 80;
+
+/// Checks the RelayState of IdP-initiated SSO, which portcullis itself
+/// starts: many service providers send the user to it after sign-in, so it
+/// must be a path on the SP's own site (`/dashboard`), never an address
+/// elsewhere (`https://evil.example/`, `//evil.example`, `/\evil.example`).
+/// An SP-initiated RelayState is the SP's own and passes back unchanged.
+pub fn check_idp_relay_state(relay_state: &str) -> Result<(), String> {
+    if relay_state.len() > MAX_RELAY_STATE {
+        return Err(format!("RelayState may be at most {MAX_RELAY_STATE} bytes"));
+    }
+    if relay_state.chars().any(char::is_control) {
+        return Err("RelayState must not contain control characters".into());
+    }
+    if !relay_state.starts_with('/')
+        || relay_state.starts_with("//")
+        || relay_state.starts_with("/\\")
+    {
+        return Err(
+            "RelayState must be a path on the service provider's site, starting with a single /"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +215,31 @@ mod tests {
     fn junk_is_refused() {
         assert!(parse_req("<foo/>").is_err());
         assert!(parse_req("<!DOCTYPE foo><foo/>").is_err());
+    }
+
+    #[test]
+    fn idp_relay_state_is_a_local_path() {
+        for ok in [
+            "/",
+            "/dashboard",
+            "/a/b?x=1#top",
+            &format!("/{}", "a".repeat(79)),
+        ] {
+            assert!(check_idp_relay_state(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("https://evil.example/x", "single /"),
+            ("//evil.example/x", "single /"),
+            ("/\\evil.example/x", "single /"),
+            ("evil.example", "single /"),
+            ("", "single /"),
+            ("javascript:alert(1)", "single /"),
+            ("/a\r\nSet-Cookie: x=1", "control"),
+            ("/\t/evil.example", "control"),
+            (&format!("/{}", "a".repeat(80)), "at most 80"),
+        ] {
+            let e = check_idp_relay_state(bad).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
     }
 }

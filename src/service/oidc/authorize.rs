@@ -9,6 +9,7 @@ use crate::protocol::oidc::authorize::{
     AuthorizeError, AuthorizeParams, AuthorizeRequest, ResponseMode, validate,
 };
 use crate::protocol::oidc::claims::{acr_for, needs_step_up};
+use crate::protocol::oidc::uri::destination;
 use crate::service::{Actor, Services, record};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -40,6 +41,12 @@ pub enum AuthorizeOutcome {
         tx: String,
         client_name: String,
         scopes: Vec<String>,
+        /// Where the browser will be sent (the host of the request's
+        /// redirect URI): the name alone can be anyone's.
+        destination: String,
+        /// The client registered itself (RFC 7591): no administrator
+        /// vouches for it.
+        self_registered: bool,
     },
     Respond(ClientResponse),
     /// A privileged client and no active elevation: offer to request
@@ -304,6 +311,8 @@ impl Services {
                     tx: tx.to_string(),
                     client_name: client.name,
                     scopes: r.scope.clone(),
+                    destination: destination(&r.redirect_uri),
+                    self_registered: client.registered_dynamically,
                 });
             }
         }

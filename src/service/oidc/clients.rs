@@ -4,8 +4,9 @@
 use crate::crypto::{constant_time_eq, random_token, sha256_hex};
 use crate::domain::{AuthMethod, Client, RegistrationToken};
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::oidc::registration::{ClientDraft, MetadataError, check_draft};
+use crate::protocol::oidc::registration::{ClientDraft, MetadataError, check_draft, same_name};
 use crate::service::{Actor, Services, record, required_level};
+use crate::store::Repo;
 use chrono::Duration;
 use serde_json::json;
 
@@ -48,6 +49,23 @@ pub struct NewClient {
 
 fn metadata_error((code, msg): MetadataError) -> Error {
     Error::oauth(ErrorKind::InvalidInput, code, msg)
+}
+
+/// A self-registered client may not take the name of another client (one
+/// the administrators added, say): the consent page shows the name.
+fn refuse_taken_name(r: &mut dyn Repo, name: &str, except: Option<&str>) -> Result<()> {
+    let taken = r
+        .list_clients()?
+        .iter()
+        .any(|c| Some(c.client_id.as_str()) != except && same_name(&c.name, name));
+    if taken {
+        return Err(Error::oauth(
+            ErrorKind::InvalidInput,
+            "invalid_client_metadata",
+            "client_name is already the name of another client; choose another",
+        ));
+    }
+    Ok(())
 }
 
 impl Services {
@@ -259,6 +277,7 @@ impl Services {
                     "the initial access token is unknown, expired or used up",
                 ));
             }
+            refuse_taken_name(r, &c.name, None)?;
             r.insert_client(&c)?;
             record(
                 r,
@@ -314,7 +333,7 @@ impl Services {
             ));
         }
         let client = Client {
-            name: draft.name,
+            name: draft.name.trim().to_string(),
             redirect_uris: draft.redirect_uris,
             post_logout_redirect_uris: draft.post_logout_redirect_uris,
             grant_types: draft.grant_types,
@@ -327,6 +346,7 @@ impl Services {
         };
         let c = client.clone();
         self.db(move |r| {
+            refuse_taken_name(r, &c.name, Some(&c.client_id))?;
             r.update_client(&c)?;
             record(
                 r,

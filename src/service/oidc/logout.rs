@@ -5,7 +5,7 @@ use crate::crypto::jws;
 use crate::crypto::random_token;
 use crate::domain::{Client, SigningAlg};
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::oidc::claims::sid_for;
+use crate::protocol::oidc::claims::{is_id_token_typ, sid_for};
 use crate::protocol::oidc::uri::with_query;
 use crate::service::Services;
 use crate::service::{outbound, outbox};
@@ -47,14 +47,7 @@ impl Services {
     pub async fn plan_logout(&self, req: &EndSessionRequest) -> Result<LogoutPlan> {
         let mut client_id = req.client_id.clone();
         let mut hinted_subject = None;
-        if let Some(hint) = &req.id_token_hint {
-            let keys = self
-                .key_ring()
-                .published(self.now(), chrono::Duration::days(3650));
-            // An expired ID token is still a fine hint (the spec allows it);
-            // the signature and issuer must hold.
-            let claims = jws::verify(hint, &keys, &SigningAlg::ALL)
-                .map_err(|_| bad("id_token_hint is not an ID token issued here"))?;
+        if let Some(claims) = self.id_token_hint(req.id_token_hint.as_deref())? {
             if claims["iss"].as_str() != Some(self.issuer.as_str()) {
                 return Err(bad("id_token_hint was issued by someone else"));
             }
@@ -105,6 +98,27 @@ impl Services {
             redirect,
             hinted_subject,
             client_name: client.map(|c| c.name),
+        })
+    }
+
+    /// The claims of an `id_token_hint` signed here; `None` without one. An
+    /// access token (or a logout token) of ours is no hint: resource servers
+    /// see access tokens, and any of them could otherwise sign the user out
+    /// unasked. It is ignored, so the user is asked as when no hint is given.
+    fn id_token_hint(&self, hint: Option<&str>) -> Result<Option<serde_json::Value>> {
+        let Some(hint) = hint else {
+            return Ok(None);
+        };
+        let keys = self
+            .key_ring()
+            .published(self.now(), chrono::Duration::days(3650));
+        // An expired ID token is still a fine hint (the spec allows it);
+        // the signature and issuer must hold.
+        let claims = jws::verify(hint, &keys, &SigningAlg::ALL)
+            .map_err(|_| bad("id_token_hint is not an ID token issued here"))?;
+        Ok(match jws::decode_header(hint) {
+            Ok(h) if is_id_token_typ(h.typ.as_deref()) => Some(claims),
+            _ => None,
         })
     }
 

@@ -238,6 +238,12 @@ impl Services {
         browser: &str,
         ip: Option<IpAddr>,
     ) -> Result<SsoOutcome> {
+        let relay_state = relay_state.filter(|r| !r.is_empty());
+        if let Some(r) = &relay_state
+            && let Err(e) = request::check_idp_relay_state(r)
+        {
+            return Ok(page(e));
+        }
         let Some(sp) = self.sp(sp_entity_id).await? else {
             return Ok(page(format!(
                 "The service provider {sp_entity_id} is not registered here."

@@ -100,6 +100,8 @@ struct ConsentPage<'a> {
     tx: &'a str,
     client_name: &'a str,
     scopes: Vec<(&'a str, &'static str)>,
+    destination: &'a str,
+    self_registered: bool,
 }
 
 async fn respond(state: &State, browser: &Browser, outcome: AuthorizeOutcome) -> PageResult {
@@ -118,6 +120,8 @@ async fn respond(state: &State, browser: &Browser, outcome: AuthorizeOutcome) ->
             tx,
             client_name,
             scopes,
+            destination,
+            self_registered,
         } => {
             let csrf = CsrfForm::for_browser(state, browser).await?;
             let page = ConsentPage {
@@ -125,6 +129,8 @@ async fn respond(state: &State, browser: &Browser, outcome: AuthorizeOutcome) ->
                 tx: &tx,
                 client_name: &client_name,
                 scopes: scopes.iter().map(|s| (s.as_str(), describe(s))).collect(),
+                destination: &destination,
+                self_registered,
             };
             let res = csrf.attach(render(StatusCode::OK, &page));
             allow_return(state, &format!("/authorize/resume?tx={tx}"), res).await
