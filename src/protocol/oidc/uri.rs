@@ -25,6 +25,18 @@ const MAX_LEN: usize = 2000;
 /// password before the host (`https://rp.example@evil.example/`), no `*` in
 /// the host, and none of the [`RESERVED_PARAMS`] in its query.
 pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
+    check_uri(uri, true)
+}
+
+/// The same rules for a SAML endpoint from an SP's metadata (ACS, SOAP
+/// logout), except the normal form: SPs compare those URLs with what they
+/// send in their own requests (`https://sp.example:443/acs`), so the
+/// registered string is kept as the SP wrote it.
+pub fn check_endpoint_url(uri: &str) -> Result<(), String> {
+    check_uri(uri, false)
+}
+
+fn check_uri(uri: &str, exact: bool) -> Result<(), String> {
     if uri.len() > MAX_LEN {
         return Err(format!(
             "redirect URIs must be at most {MAX_LEN} characters"
@@ -36,7 +48,7 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
         ));
     }
     let u = Url::parse(uri).map_err(|e| format!("{uri:?} is not an absolute URI: {e}"))?;
-    if u.as_str() != uri {
+    if exact && u.as_str() != uri {
         return Err(format!(
             "{uri:?} is not in normal form (it would be used as {:?}); register it exactly as it is to be used",
             u.as_str()
@@ -145,6 +157,14 @@ mod tests {
         ] {
             assert!(check_redirect_uri(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn saml_endpoints_keep_the_form_the_sp_wrote() {
+        assert!(check_endpoint_url("https://sp.example:443/acs").is_ok());
+        assert!(check_redirect_uri("https://sp.example:443/acs").is_err());
+        assert!(check_endpoint_url("https://sp.example@evil.example/acs").is_err());
+        assert!(check_endpoint_url("https://sp.example/acs\r\nX: y").is_err());
     }
 
     #[test]

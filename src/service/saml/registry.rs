@@ -4,7 +4,7 @@ use crate::domain::{
     ATTRIBUTE_SOURCES, AcsEndpoint, AttributeMapping, Binding, NameIdFormat, ServiceProvider,
 };
 use crate::error::{Error, Result};
-use crate::protocol::oidc::uri::check_redirect_uri;
+use crate::protocol::oidc::uri::check_endpoint_url;
 use crate::protocol::saml::metadata::{SpMetadata, parse_sp_metadata};
 use crate::service::{Actor, Services, record, required_level};
 use base64::Engine;
@@ -130,7 +130,7 @@ impl Services {
             ));
         }
         for a in &acs {
-            check_redirect_uri(&a.url).map_err(|e| Error::invalid(format!("ACS URL: {e}")))?;
+            check_endpoint_url(&a.url).map_err(|e| Error::invalid(format!("ACS URL: {e}")))?;
         }
         let mut signing_certs = meta
             .as_ref()
@@ -212,7 +212,7 @@ allowing unsigned logout is only for SPs without one",
         }
         let (x, actor) = (sp.clone(), actor.clone());
         if let Some(u) = &sp.soap_slo_url {
-            check_redirect_uri(u).map_err(|e| Error::invalid(format!("SOAP SLO URL: {e}")))?;
+            check_endpoint_url(u).map_err(|e| Error::invalid(format!("SOAP SLO URL: {e}")))?;
         }
         self.db(move |r| {
             if let Some(role) = &x.required_role {
