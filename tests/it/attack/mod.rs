@@ -7,4 +7,5 @@ mod headers;
 mod input;
 mod limits;
 mod outbox;
+mod sessions;
 mod store;
