@@ -451,8 +451,7 @@ impl Services {
                 }
                 _ => {
                     // Timed out (or its user is gone): it ends as a sign-out would.
-                    let uid = s.user_id.to_string();
-                    crate::service::lifecycle::end_session_in(r, &digest, &uid, now)?;
+                    crate::service::lifecycle::end_timed_out_in(r, &s, now)?;
                     Ok(None)
                 }
             }

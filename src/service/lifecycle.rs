@@ -18,6 +18,7 @@ use crate::domain::{Grant, GrantType, Session, UserId};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::Repo;
 use chrono::{DateTime, Utc};
+use serde_json::json;
 
 /// A session that was ended, and who received something in it.
 #[derive(Debug, Clone, Default)]
@@ -189,8 +190,27 @@ pub(crate) fn live_session_in(
     if s.expires_at > now && s.last_seen_at + idle > now {
         return Ok(Some(s));
     }
-    end_session_in(r, digest, s.user_id.as_str(), now)?;
+    end_timed_out_in(r, &s, now)?;
     Ok(None)
+}
+
+/// Ends a session found past its time (or without an active user) with
+/// [`end_session_in`], and audits it as `session.timeout`.
+pub(crate) fn end_timed_out_in(r: &mut dyn Repo, s: &Session, now: DateTime<Utc>) -> Result<()> {
+    let e = end_session_in(r, &s.id_digest, s.user_id.as_str(), now)?;
+    let subject = match r.user_by_id(&s.user_id)? {
+        Some(u) => u.username.to_string(),
+        None => s.user_id.to_string(),
+    };
+    let detail = json!({"grants_revoked": e.grants_revoked, "logouts_queued": e.notices});
+    super::record(
+        r,
+        now,
+        &super::Actor::system(),
+        "session.timeout",
+        &subject,
+        detail,
+    )
 }
 
 /// Why a token cannot act for others once its sign-in is over.
@@ -215,7 +235,7 @@ impl Services {
         self.db(move |r| {
             let ended = r.timed_out_sessions(now, now - idle, 500)?;
             for s in &ended {
-                end_session_in(r, &s.id_digest, s.user_id.as_str(), now)?;
+                end_timed_out_in(r, s, now)?;
             }
             Ok(ended.len() as u64)
         })

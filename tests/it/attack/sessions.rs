@@ -293,6 +293,9 @@ async fn a_timed_out_session_ends_what_it_issued_once_noticed() {
         assert_eq!(srv.services.end_timed_out_sessions().await.unwrap(), 2);
         assert_eq!(introspect(&srv, &c, at(&online_two)).await["active"], false);
         assert_eq!(two.get("/account").await.status, 303);
+        let audit = srv.services.recent_audit(50).await.unwrap();
+        let timeouts = audit.iter().filter(|e| e.entry.action == "session.timeout");
+        assert_eq!(timeouts.count(), 3, "{audit:?}");
     }
 }
 
