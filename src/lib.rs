@@ -166,10 +166,16 @@ async fn upkeep(services: Services) {
         if round % 10 != 1 {
             continue;
         }
+        // Timed-out sessions end as a sign-out would (their grants revoked,
+        // their clients told); then what has expired is dropped.
         let now = services.now();
-        let purged = services
-            .db(move |r| Ok(r.delete_expired_sessions(now)? + r.purge_expired_grants(now)?))
-            .await;
+        let purged = async {
+            let ended = services.end_timed_out_sessions().await?;
+            services
+                .db(move |r| Ok(ended + r.purge_expired_grants(now)?))
+                .await
+        }
+        .await;
         match purged {
             Ok(n) if n > 0 => tracing::info!(removed = n, "expired sessions and grants removed"),
             Ok(_) => {}

@@ -426,8 +426,7 @@ impl Services {
         }
         let digest = sha256_hex(token.as_bytes());
         let now = self.now();
-        let idle = chrono::Duration::from_std(self.settings.session.idle_timeout)
-            .map_err(|e| Error::internal(e.to_string()))?;
+        let idle = self.idle_timeout()?;
         self.db(move |r| {
             let Some(s) = r.session(&digest)? else {
                 return Ok(None);
@@ -451,7 +450,8 @@ impl Services {
                     Ok(Some((s, u, restricted)))
                 }
                 _ => {
-                    r.delete_session(&digest)?;
+                    // Timed out (or its user is gone): it ends as a sign-out would.
+                    crate::service::lifecycle::end_timed_out_in(r, &s, now)?;
                     Ok(None)
                 }
             }
@@ -474,8 +474,9 @@ impl Services {
         sha256_hex(token.as_bytes())
     }
 
-    /// Ends one session: deleted, audited, and every OIDC client that got
-    /// tokens in it told by back-channel.
+    /// Ends one session in one transaction: deleted, its grants but the
+    /// offline ones revoked, every OIDC client that got tokens in it told by
+    /// back-channel (see [`crate::service::lifecycle::end_session_in`]), audited.
     pub async fn end_session(
         &self,
         digest: &str,
@@ -487,11 +488,11 @@ impl Services {
         let actor = Actor::user(user.username.as_str(), ip);
         let (d, uid) = (digest.to_string(), user.id.to_string());
         self.db(move |r| {
-            r.delete_session(&d)?;
-            record(r, now, &actor, action, actor.name.as_str(), json!({}))
+            let e = crate::service::lifecycle::end_session_in(r, &d, &uid, now)?;
+            let detail = json!({"grants_revoked": e.grants_revoked, "logouts_queued": e.notices});
+            record(r, now, &actor, action, actor.name.as_str(), detail)
         })
-        .await?;
-        self.backchannel_logout(digest, &uid).await
+        .await
     }
 
     /// Whether a second factor was shown in this session recently enough

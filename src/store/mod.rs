@@ -86,6 +86,14 @@ pub trait SessionRepo {
     fn delete_sessions_of(&mut self, user: &UserId) -> Result<u64>;
     fn sessions_of(&mut self, user: &UserId) -> Result<Vec<Session>>;
     fn delete_expired_sessions(&mut self, now: DateTime<Utc>) -> Result<u64>;
+    /// Up to `limit` sessions past their absolute end at `now`, or last seen
+    /// at or before `idle_since`.
+    fn timed_out_sessions(
+        &mut self,
+        now: DateTime<Utc>,
+        idle_since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Session>>;
 }
 
 pub trait AuditRepo {

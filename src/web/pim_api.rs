@@ -118,7 +118,9 @@ async fn caller(
             )
             .into());
         }
-        let (user, session) = state.services.token_user(&at).await?;
+        // Acting on others needs the sign-in the token came from alive.
+        let for_others = scope != PIM_SELF;
+        let (user, session) = state.services.token_user(&at, for_others).await?;
         let signed_in = at.grant.auth_time.unwrap_or(at.grant.created_at);
         return Ok((user, session, Some(signed_in)));
     }

@@ -9,7 +9,6 @@ use crate::protocol::oidc::claims::{is_id_token_typ, sid_for};
 use crate::protocol::oidc::uri::with_query;
 use crate::service::Services;
 use crate::service::{outbound, outbox};
-use crate::store::Repo;
 use serde_json::json;
 use std::time::Duration;
 
@@ -122,15 +121,6 @@ impl Services {
         })
     }
 
-    /// Queues a back-channel logout for every client that received tokens
-    /// in the ended session; a running server delivers them (see
-    /// `service::outbox`).
-    pub async fn backchannel_logout(&self, session_digest: &str, user_id: &str) -> Result<()> {
-        let (digest, user, now) = (session_digest.to_string(), user_id.to_string(), self.now());
-        self.db(move |r| queue_session_logouts(r, now, &digest, &user).map(|_| ()))
-            .await
-    }
-
     /// Queues a back-channel logout for one client. False when the client
     /// registered no back-channel logout URI.
     pub async fn backchannel_logout_to(
@@ -223,28 +213,4 @@ impl Services {
         });
         self.sign_jwt(client.id_token_alg, "logout+jwt", &claims)
     }
-}
-
-/// Queues a back-channel logout to every client that received tokens in the
-/// session, inside the caller's transaction; the number queued.
-pub(crate) fn queue_session_logouts(
-    r: &mut dyn Repo,
-    now: chrono::DateTime<chrono::Utc>,
-    session_digest: &str,
-    user_id: &str,
-) -> Result<usize> {
-    let mut ids: Vec<String> = r
-        .grants_of_session(session_digest)?
-        .into_iter()
-        .map(|g| g.client_id)
-        .collect();
-    ids.sort();
-    ids.dedup();
-    let mut queued = 0;
-    for id in ids {
-        if outbox::queue_backchannel_logout(r, now, &id, session_digest, user_id)? {
-            queued += 1;
-        }
-    }
-    Ok(queued)
 }

@@ -7,8 +7,8 @@ use crate::domain::{Client, Grant, RefreshToken, SigningAlg, User};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::oidc::claims::{Profile, sid_for, ts, user_claims};
 use crate::protocol::oidc::scope;
-use crate::service::Services;
 use crate::service::pim::window_end;
+use crate::service::{Services, lifecycle};
 use chrono::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -263,7 +263,7 @@ impl Services {
         }
         let jti = claims["jti"].as_str().unwrap_or("").to_string();
         let grant_id = jti.split('.').next().unwrap_or("").to_string();
-        let now = self.now();
+        let (now, idle) = (self.now(), self.idle_timeout()?);
         let (j, g) = (jti.clone(), grant_id.clone());
         let (revoked, grant, user_active) = self
             .db(move |r| {
@@ -273,7 +273,18 @@ impl Services {
                     Some(u) => r.user_by_id(&u)?.is_some_and(|u| u.is_active()),
                     None => true,
                 };
-                Ok((r.is_jti_revoked(&j)?, grant, user_active))
+                // And so is one whose sign-in has ended (a timed-out session
+                // is ended here), unless it was granted for offline use.
+                let ended = match &grant {
+                    Some(x) if x.is_live(now) && !lifecycle::survives_session(r, x)? => {
+                        match &x.session_digest {
+                            Some(d) => lifecycle::live_session_in(r, d, now, idle)?.is_none(),
+                            None => false,
+                        }
+                    }
+                    _ => false,
+                };
+                Ok((r.is_jti_revoked(&j)? || ended, grant, user_active))
             })
             .await?;
         let grant = match grant {

@@ -406,10 +406,14 @@ impl Services {
     }
 
     /// The user behind an access token, and the browser session it was
-    /// granted in while that session lives.
+    /// granted in while that session lives (one found timed out is ended).
+    /// A token that acts on others (`for_others`: approving, administering)
+    /// needs that session alive, even when the grant was for offline use:
+    /// once the user signed out there, it is refused.
     pub async fn token_user(
         &self,
         at: &crate::service::oidc::tokens::AccessToken,
+        for_others: bool,
     ) -> Result<(crate::domain::User, Option<crate::domain::Session>)> {
         let invalid =
             |why: &str| Error::oauth(ErrorKind::Unauthenticated, "invalid_token", why.to_string());
@@ -418,20 +422,28 @@ impl Services {
             .user_id
             .clone()
             .ok_or_else(|| invalid("this token does not act for a user"))?;
-        let (digest, now) = (at.grant.session_digest.clone(), self.now());
+        let (digest, now, idle) = (
+            at.grant.session_digest.clone(),
+            self.now(),
+            self.idle_timeout()?,
+        );
         let (user, session) = self
             .db(move |r| {
                 let user = r.user_by_id(&uid)?;
                 let session = match &digest {
-                    Some(d) => r.session(d)?.filter(|s| s.expires_at > now),
+                    Some(d) => crate::service::lifecycle::live_session_in(r, d, now, idle)?,
                     None => None,
                 };
                 Ok((user, session))
             })
             .await?;
-        match user {
-            Some(u) if u.is_active() => Ok((u, session)),
-            _ => Err(invalid("the user is no longer active")),
+        let user = match user {
+            Some(u) if u.is_active() => u,
+            _ => return Err(invalid("the user is no longer active")),
+        };
+        if for_others && session.as_ref().is_none_or(|s| s.user_id != user.id) {
+            return Err(crate::service::lifecycle::sign_in_ended());
         }
+        Ok((user, session))
     }
 }

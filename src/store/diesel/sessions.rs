@@ -129,4 +129,24 @@ impl SessionRepo for DbConn {
     fn delete_expired_sessions(&mut self, now: DateTime<Utc>) -> Result<u64> {
         Ok(diesel::delete(s::table.filter(s::expires_at.le(to_ts(now)))).execute(self)? as u64)
     }
+
+    fn timed_out_sessions(
+        &mut self,
+        now: DateTime<Utc>,
+        idle_since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Session>> {
+        Ok(s::table
+            .filter(
+                s::expires_at
+                    .le(to_ts(now))
+                    .or(s::last_seen_at.le(to_ts(idle_since))),
+            )
+            .order(s::expires_at.asc())
+            .limit(limit)
+            .load::<SessionRow>(self)?
+            .into_iter()
+            .map(SessionRow::into_domain)
+            .collect())
+    }
 }

@@ -12,4 +12,5 @@ mod pim_text;
 mod reauth;
 mod registration;
 mod relay_state;
+mod sessions;
 mod store;

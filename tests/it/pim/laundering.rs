@@ -148,7 +148,8 @@ async fn a_token_is_judged_by_the_sign_in_it_was_granted_in() {
         let cafe = srv.browser();
         login_from(&cafe, "gus", CAFE).await;
         let c = rp_client(&srv).await;
-        let t = tokens_from(&srv, &cafe, &c, "openid pim", Some(CAFE)).await;
+        // (For offline use: a grant for online use would end with its session.)
+        let t = tokens_from(&srv, &cafe, &c, "openid pim offline_access", Some(CAFE)).await;
         let at = t["access_token"].as_str().unwrap().to_string();
         // That browser session ends; another sign-in from the café follows.
         let store = srv.services.store.clone();
