@@ -194,12 +194,8 @@ async fn checked_fresh(
     state: &State,
     csrf: &str,
 ) -> Result<Result<User, HttpResponse>, super::page::PageError> {
-    if !csrf_ok(req, state, csrf).await? {
-        return Ok(Err(error_page(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            CSRF_FAILED,
-        )));
+    if let Err(refused) = checked(req, state, csrf).await? {
+        return Ok(Err(refused));
     }
     Ok(match signed_in(req, state).await? {
         Some((s, u)) => match state.services.require_recent_sign_in(&s) {
