@@ -13,7 +13,8 @@ use crate::store::{Repo, StoredRequest};
 use chrono::{DateTime, Utc};
 
 /// Until when `q` may hold its role at `now`: `None` when its basis is gone
-/// (requester disabled or deleted, role not privileged, no eligibility);
+/// (requester disabled or deleted, role not privileged, no eligibility, or
+/// a window not yet begun whose approvers no longer stand);
 /// otherwise the eligibility's end (`None` inside = no end).
 pub(crate) fn basis_until(
     r: &mut dyn Repo,
@@ -24,6 +25,9 @@ pub(crate) fn basis_until(
         return Ok(None);
     }
     if r.policy(&q.role_id)?.is_none() {
+        return Ok(None);
+    }
+    if !super::decide::approval_stands(r, q)? {
         return Ok(None);
     }
     eligible_until(r, &q.user_id, &q.role_id, now)

@@ -41,6 +41,21 @@ fn approvals_needed(q: &StoredRequest) -> usize {
     }
 }
 
+/// Whether an approved window that has not begun (as stored: the sweeper
+/// has not moved it to active) still has the approvals it needs from
+/// approvers in standing now. A scheduled window approved by someone who
+/// has since been disabled or left the approving group does not start.
+pub(crate) fn approval_stands(r: &mut dyn Repo, q: &StoredRequest) -> Result<bool> {
+    if q.state != State::Approved.as_str() {
+        return Ok(true);
+    }
+    if matches!(q.approval.parse::<Approval>(), Ok(Approval::None) | Err(_)) {
+        return Ok(true);
+    }
+    let decisions = r.decisions_of(&q.id)?;
+    Ok(standing_approvals(r, q, &decisions)? >= approvals_needed(q))
+}
+
 /// The approvals that count now: those of approvers who still may decide
 /// (a vote ends with its approver's standing: left the group, disabled).
 fn standing_approvals(

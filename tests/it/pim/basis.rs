@@ -334,3 +334,48 @@ async fn votes_of_approvers_who_left_or_were_disabled_do_not_count() {
         assert_eq!((st, v["state"].as_str()), (200, Some("active")), "{v}");
     }
 }
+
+/// A scheduled window approved by someone who is then disabled, or leaves
+/// the approving group, does not start: its approval no longer stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_window_needs_its_approvers_in_standing_when_it_starts() {
+    for backend in backends() {
+        let srv = TestServer::start(backend).await;
+        let ada = signed_in(&srv, "ada").await;
+        let bob = signed_in(&srv, "bob").await;
+        let cy = signed_in(&srv, "cy").await;
+        group(&srv, "approvers", &["bob", "cy"]).await;
+        privileged_role(&srv, approval_policy(), "ada").await;
+        let c = rp_client(&srv).await;
+        let start =
+            (portcullis::clock::Clock::now(&*srv.clock) + Duration::minutes(10)).to_rfc3339();
+
+        let by_bob = ask(&ada, ROLE, 30, Some(start.clone())).await;
+        assert_eq!(decide(&bob, &by_bob["id"], "approve").await.0, 200);
+        assert_eq!(state_of(&ada, &by_bob["id"]).await, "approved");
+        srv.services
+            .set_user_status(&Actor::cli(), "bob", UserStatus::Disabled)
+            .await
+            .unwrap();
+        srv.clock.advance(Duration::minutes(11));
+        // Before any sweep: issuance counts the votes again.
+        let t = tokens(&srv, &ada, &c, "openid").await;
+        assert!(
+            !has_role(&t, ROLE),
+            "{backend:?}: bob's vote no longer counts"
+        );
+        srv.services.pim_sweep().await.unwrap();
+        assert_ne!(state_of(&ada, &by_bob["id"]).await, "active", "{backend:?}");
+
+        let start =
+            (portcullis::clock::Clock::now(&*srv.clock) + Duration::minutes(10)).to_rfc3339();
+        let by_cy = ask(&ada, ROLE, 30, Some(start)).await;
+        assert_eq!(decide(&cy, &by_cy["id"], "approve").await.0, 200);
+        member(&srv, "approvers", "cy", false).await;
+        srv.clock.advance(Duration::minutes(11));
+        srv.services.pim_sweep().await.unwrap();
+        assert_ne!(state_of(&ada, &by_cy["id"]).await, "active", "{backend:?}");
+        let t = tokens(&srv, &ada, &c, "openid").await;
+        assert!(!has_role(&t, ROLE), "{backend:?}: cy left the group");
+    }
+}
