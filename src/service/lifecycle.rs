@@ -75,6 +75,9 @@ pub(crate) fn cut_access_in(
     for s in &sessions {
         r.delete_session(&s.digest)?;
     }
+    // An invitation link that leaked would otherwise outlive the cut (and
+    // come back to life when a disabled user is enabled again).
+    r.void_invites_of(user, now)?;
     let grants_revoked = r.revoke_grants_of_user(user, keep, now)?;
     let mut cut = CutAccess {
         user_id: user.to_string(),

@@ -348,3 +348,43 @@ async fn a_one_time_password_expires_after_24_hours() {
         );
     }
 }
+
+/// An invitation link dies with a disable (and stays dead after enabling
+/// again) and with an administrative password reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disable_and_reset_void_outstanding_invitations() {
+    use portcullis::domain::UserStatus;
+    for backend in crate::common::backends() {
+        let srv = TestServer::start(backend).await;
+        let b = srv.browser();
+        let open = |name: &'static str| {
+            let srv = &srv;
+            async move {
+                let inv = srv
+                    .services
+                    .invite_user(&Actor::cli(), name, None, None)
+                    .await
+                    .unwrap();
+                inv.url.strip_prefix(&srv.base).unwrap().to_string()
+            }
+        };
+        let gina = open("gina").await;
+        assert!(b.get(&gina).await.body.contains("Welcome"));
+        for status in [UserStatus::Disabled, UserStatus::Active] {
+            srv.services
+                .set_user_status(&Actor::cli(), "gina", status)
+                .await
+                .unwrap();
+        }
+        let page = b.get(&gina).await;
+        assert!(!page.body.contains("Welcome"), "{backend:?}: {}", page.body);
+
+        let henry = open("henry").await;
+        srv.services
+            .set_password(&Actor::cli(), "henry", ONE_TIME, true)
+            .await
+            .unwrap();
+        let page = b.get(&henry).await;
+        assert!(!page.body.contains("Welcome"), "{backend:?}: {}", page.body);
+    }
+}
