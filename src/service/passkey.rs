@@ -85,6 +85,7 @@ impl Services {
     ) -> Result<Challenge<RequestChallengeResponse>> {
         let ip = client.ip.clone().unwrap_or_else(|| "unknown".into());
         let (_, user) = self.pending_user(pending, &ip).await?;
+        self.spend_start(Some(&ip)).await?;
         let (options, state) = self.assertion_options(&user.id).await?;
         let ceremony = self
             .put_ceremony(&Ceremony::SecondFactor {
@@ -123,7 +124,9 @@ impl Services {
         &self,
         session: &Session,
         user: &User,
+        ip: Option<&str>,
     ) -> Result<Challenge<RequestChallengeResponse>> {
+        self.spend_start(ip).await?;
         let (options, state) = self.assertion_options(&user.id).await?;
         let ceremony = self
             .put_ceremony(&Ceremony::Verify {

@@ -246,11 +246,17 @@ impl Services {
     }
 
     /// Starts adding a credential to the signed-in user's account.
+    /// A new way in: needs a recent proof of who this is, and counts
+    /// against the address's budget of started ceremonies.
     pub async fn start_passkey_registration(
         &self,
+        session: &crate::domain::Session,
         user: &User,
         discoverable: bool,
+        ip: Option<&str>,
     ) -> Result<Challenge<CreationChallengeResponse>> {
+        self.require_recent_sign_in(session)?;
+        self.spend_start(ip).await?;
         let existing = self.stored_passkeys(&user.id).await?;
         let (options, state) = self.creation_options(user, &existing, discoverable)?;
         let ceremony = self

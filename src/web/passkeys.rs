@@ -179,15 +179,11 @@ fn next_of(next: &Option<String>) -> String {
 async fn register_start(req: HttpRequest, state: State, b: web::Bytes) -> JsonResult {
     let f: Start = body(&req, &state, &b).await?;
     let (session, user) = signed_in_json(&req, &state).await?;
-    // A new way in needs a recent proof of who this is.
-    state
-        .services
-        .require_recent_sign_in(&session)
-        .map_err(|e| json_error(&e))?;
     let discoverable = f.kind.as_deref() != Some("security_key");
+    let ip = client_info(&req, &state).ip;
     let c = state
         .services
-        .start_passkey_registration(&user, discoverable)
+        .start_passkey_registration(&session, &user, discoverable, ip.as_deref())
         .await
         .map_err(|e| json_error(&e))?;
     ok_json(c)
@@ -263,7 +259,7 @@ async fn verify_start(req: HttpRequest, state: State, b: web::Bytes) -> JsonResu
     let (session, user) = signed_in_json(&req, &state).await?;
     let c = state
         .services
-        .start_passkey_check(&session, &user)
+        .start_passkey_check(&session, &user, client_info(&req, &state).ip.as_deref())
         .await
         .map_err(|e| json_error(&e))?;
     ok_json(c)

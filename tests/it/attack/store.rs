@@ -146,3 +146,26 @@ async fn one_address_cannot_use_up_everyone_s_sign_ins() {
         .unwrap();
     assert_eq!(r.status(), 303);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_in_user_s_ceremonies_count_against_the_budget_too() {
+    let mut env = TestEnv::new(Backend::Embedded);
+    env.settings.login.max_starts_per_ip = 5;
+    let srv = TestServer::start_with(env).await;
+    srv.user("alice").await;
+    let b = srv.browser();
+    assert_eq!(b.login("alice", PASSWORD).await.status, 303);
+    let csrf = b.get("/account/security").await.csrf();
+    let mut statuses = Vec::new();
+    for path in ["/webauthn/register/start", "/webauthn/verify/start"] {
+        for _ in 0..4 {
+            let (s, _) = b.post_json(path, &serde_json::json!({"csrf": csrf})).await;
+            statuses.push(s);
+        }
+    }
+    // Five starts in five minutes, whatever the ceremony (the fifth, a
+    // passkey check for a user without a passkey, is refused on its own
+    // merits); beyond the bound, 429.
+    assert_eq!(&statuses[..4], &[200, 200, 200, 200], "{statuses:?}");
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+}
