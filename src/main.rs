@@ -7,6 +7,14 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     let cli = portcullis::cli::Cli::parse();
     if !matches!(cli.command, portcullis::cli::Command::Serve) {
+        // A command piped into `head` ends quietly when the pipe closes, as
+        // command-line tools do, instead of panicking on the write. (Not for
+        // `serve`: a server must outlive clients that hang up.)
+        // SAFETY: sets the process-wide disposition of one signal; nothing
+        // in a CLI command relies on SIGPIPE being ignored.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
         // Commands keep stdout for their output; only warnings go to stderr.
         portcullis::init_logging(portcullis::config::LogFormat::Text, "warn");
     }

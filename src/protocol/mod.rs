@@ -9,6 +9,7 @@ pub mod oidc;
 pub mod params;
 pub mod pim;
 pub mod saml;
+pub mod text;
 pub mod webauthn;
 
 #[cfg(test)]

@@ -379,3 +379,49 @@ fn migrate_creates_and_reports_an_up_to_date_database() {
     assert!(db.exists());
     assert!(ok(&portcullis(&config, &["migrate"], None)).contains("up to date"));
 }
+
+/// Piped into a reader that stops early (`| head`), a command ends quietly:
+/// no panic and no backtrace when the pipe closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_ends_a_command_quietly() {
+    use std::io::Read;
+    let env = TestEnv::new(Backend::Embedded);
+    let db = env.settings.database.url.expose().to_string();
+    let srv = TestServer::start_with(env).await;
+    // More output than a pipe holds (64 KiB: 6,000 lines of ~16 bytes), so the command is still
+    // writing when the reader hangs up.
+    for i in 0..6_000 {
+        srv.services
+            .create_group(
+                &portcullis::service::Actor::cli(),
+                &format!("team-{i:04}"),
+                "a group with a description long enough to fill the pipe quickly",
+            )
+            .await
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &format!("[database]\nurl = \"{db}\"\n"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("--config")
+        .arg(&config)
+        .args(["group", "list"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read a little, then hang up, as `head` would.
+    let mut out = child.stdout.take().unwrap();
+    let mut some = [0u8; 64];
+    let _ = out.read(&mut some);
+    drop(out);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    child.wait().unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -76,12 +76,13 @@ pub fn check_assertion_claims(
     }
     // Issued in the future means a wrong clock or a token made to be
     // replayed later; either way it is not this moment's proof.
-    if claims
-        .get("iat")
-        .and_then(Value::as_i64)
-        .is_some_and(|iat| iat > now + 60)
-    {
-        return Err("client assertion was issued in the future (iat)".into());
+    match claims.get("iat") {
+        None => {}
+        Some(v) => match v.as_i64() {
+            Some(iat) if (0..=now + 60).contains(&iat) => {}
+            Some(_) => return Err("client assertion was issued in the future (iat)".into()),
+            None => return Err("client assertion iat must be a number of seconds".into()),
+        },
     }
     let jti = s("jti")
         .filter(|j| !j.is_empty() && j.len() <= 256)
@@ -104,6 +105,10 @@ mod tests {
         let aud = ["https://id.example/token".to_string()];
         assert!(check_assertion_claims(&claims(t), "c", &aud, now()).is_ok());
         assert!(check_assertion_claims(&claims(t + 61), "c", &aud, now()).is_err());
+        assert!(check_assertion_claims(&claims(-1), "c", &aud, now()).is_err());
+        let mut text = claims(t);
+        text["iat"] = json!("soon");
+        assert!(check_assertion_claims(&text, "c", &aud, now()).is_err());
     }
 
     fn now() -> DateTime<Utc> {

@@ -62,6 +62,12 @@ pub fn check_draft(d: &ClientDraft) -> Result<(), MetadataError> {
     if d.name.trim().is_empty() || d.name.chars().count() > 200 {
         return Err(meta("client_name must be 1 to 200 characters"));
     }
+    // The name is shown on the consent page and printed by the CLI.
+    if !crate::protocol::text::readable(&d.name, 200, false) {
+        return Err(meta(
+            "client_name must not contain control, invisible or text-direction characters",
+        ));
+    }
     let code = d.grant_types.contains(&GrantType::AuthorizationCode);
     if d.grant_types.is_empty() {
         return Err(meta("grant_types must not be empty"));

@@ -158,15 +158,10 @@ pub const MAX_REASON: usize = 1000;
 /// Longest ticket reference, in characters.
 pub const MAX_TICKET: usize = 128;
 
-/// Text an approver reads as written: at most `max` characters, no control
-/// characters (newlines and tabs allowed) and no bidirectional overrides or
-/// isolates, which can make a reason read differently than it was written.
+/// Text an approver reads as written (see `protocol::text`); newlines
+/// and tabs are allowed.
 pub fn plain_text(s: &str, max: usize) -> bool {
-    s.chars().count() <= max
-        && !s.chars().any(|c| {
-            (c.is_control() && c != '\n' && c != '\t' && c != '\r')
-                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
-        })
+    crate::protocol::text::readable(s, max, true)
 }
 
 /// Runs every rule in order; on success, the window that would be granted.
@@ -197,7 +192,8 @@ pub fn check_request(
     if policy.require_justification {
         // A required reason has at least one character, whatever the minimum says.
         let min = policy.justification_min_len.max(1);
-        if input.reason.trim().chars().count() < min {
+        // Only what a reader sees counts: invisible characters are no reason.
+        if crate::protocol::text::visible_len(&input.reason) < min {
             return Err(Refusal::ReasonMissing { min });
         }
     }

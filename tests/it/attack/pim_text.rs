@@ -32,3 +32,27 @@ async fn reasons_with_direction_overrides_or_control_characters_are_refused() {
     .await;
     assert_eq!(status, 201, "{body}");
 }
+
+/// Invisible characters are no reason: a minimum length counts only what a
+/// reader sees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invisible_characters_do_not_make_a_reason() {
+    let srv = TestServer::start(Backend::Embedded).await;
+    let b = signed_in(&srv, "ada").await;
+    let policy = portcullis::service::pim::PolicyInput {
+        require_justification: true,
+        justification_min_len: Some(10),
+        ..open_policy()
+    };
+    privileged_role(&srv, policy, "ada").await;
+    for reason in ["\u{200b}".repeat(10), "\u{2800}".repeat(10)] {
+        let (status, body) = request_body(
+            &b,
+            json!({"role": crate::pim::ROLE, "duration_seconds": 1800, "reason": reason}),
+            None,
+        )
+        .await;
+        assert!(status == 400 || status == 403, "{body}");
+        assert_ne!(body["state"], "active", "{body}");
+    }
+}

@@ -239,3 +239,33 @@ async fn poses_as_a_trusted_one(srv: TestServer) {
     );
     assert!(!page.body.contains("registered itself"), "{}", page.body);
 }
+
+/// A client name that would clear an administrator's terminal, forge a CLI
+/// output line or reverse part of the consent page's text is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_names_with_control_or_direction_characters_are_refused() {
+    let srv = TestServer::start(Backend::Embedded).await;
+    let token = registration_token(&srv, 10).await;
+    for name in [
+        "EVIL\u{1b}[2J\u{1b}[31mX",
+        "Wiki\nseq 99 admin user.disable",
+        "Pay\u{202e}lorlyaP",
+        "Wi\u{200b}ki",
+    ] {
+        let (status, v) = register(
+            &srv,
+            &token,
+            &json!({"redirect_uris": ["https://app.example/cb"], "client_name": name}),
+        )
+        .await;
+        assert_eq!(status, 400, "{name:?}: {v}");
+        assert_eq!(v["error"], "invalid_client_metadata", "{v}");
+    }
+    let (status, v) = register(
+        &srv,
+        &token,
+        &json!({"redirect_uris": ["https://app.example/cb"], "client_name": "Wiki (EU)"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+}
