@@ -23,7 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::JsonConfig::default()
             .limit(16 * 1024)
             .error_handler(|e, _| {
-                ApiError(Error::oauth(
+                ApiError::from(Error::oauth(
                     ErrorKind::InvalidInput,
                     "invalid_request",
                     format!("the body is not the JSON expected: {e}"),
@@ -42,9 +42,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/api/v1/approvals/{id}", web::post().to(decide));
 }
 
-/// `{"error": code, "error_description": text}` with the matching status.
+/// `{"error": code, "error_description": text}` with the matching status;
+/// a 401 names the scope the route needs (RFC 6750 `WWW-Authenticate`).
 #[derive(Debug)]
-pub struct ApiError(Error);
+pub struct ApiError(Error, &'static str);
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -54,7 +55,7 @@ impl std::fmt::Display for ApiError {
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        Self(e)
+        Self(e, PIM_SELF)
     }
 }
 
@@ -78,7 +79,7 @@ impl actix_web::ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header((CACHE_CONTROL, "no-store"));
         if self.0.kind == ErrorKind::Unauthenticated {
-            res.insert_header(("WWW-Authenticate", "Bearer scope=\"pim\""));
+            res.insert_header(("WWW-Authenticate", format!("Bearer scope=\"{}\"", self.1)));
         }
         res.json(json!({"error": code, "error_description": self.0.public()}))
     }
@@ -109,7 +110,11 @@ async fn caller(
             .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim().to_string())
     }) {
-        let at = state.services.verify_access_token(&token).await?;
+        let at = state
+            .services
+            .verify_access_token(&token)
+            .await
+            .map_err(|e| ApiError(e, scope))?;
         if !at.scope().iter().any(|s| s == scope) {
             return Err(Error::oauth(
                 ErrorKind::Forbidden,
@@ -120,7 +125,11 @@ async fn caller(
         }
         // Acting on others needs the sign-in the token came from alive.
         let for_others = scope != PIM_SELF;
-        let (user, session) = state.services.token_user(&at, for_others).await?;
+        let (user, session) = state
+            .services
+            .token_user(&at, for_others)
+            .await
+            .map_err(|e| ApiError(e, scope))?;
         let signed_in = at.grant.auth_time.unwrap_or(at.grant.created_at);
         return Ok((user, session, Some(signed_in)));
     }
@@ -143,12 +152,14 @@ async fn caller(
         let signed_in = s.created_at;
         return Ok((u, Some(s), Some(signed_in)));
     }
-    Err(Error::oauth(
-        ErrorKind::Unauthenticated,
-        "invalid_token",
-        format!("sign in, or send an access token with the {scope} scope"),
-    )
-    .into())
+    Err(ApiError(
+        Error::oauth(
+            ErrorKind::Unauthenticated,
+            "invalid_token",
+            format!("sign in, or send an access token with the {scope} scope"),
+        ),
+        scope,
+    ))
 }
 
 async fn eligibilities(req: HttpRequest, state: State) -> ApiResult {

@@ -234,3 +234,22 @@ async fn the_inbox_shows_only_history_the_approver_may_decide() {
         assert!(!page.body.contains("confidential"), "{}", page.body);
     }
 }
+
+/// A 401 names the scope the route needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_token_is_told_which_scope_the_route_needs() {
+    let srv = TestServer::start(Backend::Embedded).await;
+    for (path, scope) in [
+        ("/api/v1/me/elevations", "pim"),
+        ("/api/v1/approvals", "pim:approve"),
+        ("/api/v1/elevations", "pim:admin"),
+    ] {
+        let r = reqwest::get(srv.url(path)).await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        assert_eq!(
+            r.headers()["www-authenticate"],
+            format!("Bearer scope=\"{scope}\"").as_str(),
+            "{path}"
+        );
+    }
+}
