@@ -14,8 +14,19 @@ use askama::Template;
 use std::fmt;
 
 /// Cookie that identifies one browser: CSRF tokens and multi-step
-/// transactions (authorization, consent) are bound to it.
+/// transactions (authorization, consent) are bound to it. On https it
+/// carries the `__Host-` prefix, so a sibling subdomain cannot plant one.
 pub const CSRF_COOKIE: &str = "portcullis_csrf";
+const CSRF_COOKIE_HOST: &str = "__Host-portcullis_csrf";
+
+/// The binding cookie's name for this server.
+fn csrf_cookie(state: &AppState) -> &'static str {
+    if state.secure_cookies {
+        CSRF_COOKIE_HOST
+    } else {
+        CSRF_COOKIE
+    }
+}
 
 /// The Content-Security-Policy of every page; `form_action` lists where its
 /// forms (and the redirects after them) may go.
@@ -198,7 +209,7 @@ pub struct Browser {
 
 impl Browser {
     pub fn of(req: &HttpRequest, state: &State) -> Self {
-        match req.cookie(CSRF_COOKIE) {
+        match req.cookie(csrf_cookie(state)) {
             Some(c) if !c.value().is_empty() && c.value().len() <= 128 => Self {
                 binding: c.value().to_string(),
                 new_cookie: None,
@@ -207,7 +218,7 @@ impl Browser {
                 let b = crate::crypto::random_token();
                 Self {
                     binding: b.clone(),
-                    new_cookie: Some(cookie(state, CSRF_COOKIE, b)),
+                    new_cookie: Some(cookie(state, csrf_cookie(state), b)),
                 }
             }
         }
@@ -252,8 +263,8 @@ impl CsrfForm {
 }
 
 /// The binding cookie's value, empty when the browser has none.
-pub fn browser_binding(req: &HttpRequest) -> String {
-    req.cookie(CSRF_COOKIE)
+pub fn browser_binding(req: &HttpRequest, state: &AppState) -> String {
+    req.cookie(csrf_cookie(state))
         .map(|c| c.value().to_string())
         .unwrap_or_default()
 }
@@ -262,7 +273,7 @@ pub fn browser_binding(req: &HttpRequest) -> String {
 pub async fn csrf_ok(req: &HttpRequest, state: &State, token: &str) -> Result<bool, PageError> {
     Ok(state
         .services
-        .check_csrf(token, &browser_binding(req))
+        .check_csrf(token, &browser_binding(req, state))
         .await?)
 }
 

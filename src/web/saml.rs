@@ -102,7 +102,7 @@ async fn resume(req: HttpRequest, state: State, q: web::Query<Resume>) -> PageRe
         .saml_continue(
             &q.tx,
             session,
-            &browser_binding(&req),
+            &browser_binding(&req, &state),
             client_ip(&req, &state),
         )
         .await?;

@@ -59,7 +59,7 @@ pub async fn resume(req: HttpRequest, state: State, q: web::Query<Resume>) -> Pa
         .continue_authorize(
             &q.tx,
             session,
-            &browser_binding(&req),
+            &browser_binding(&req, &state),
             client_ip(&req, &state),
         )
         .await?;
@@ -85,7 +85,7 @@ pub async fn consent(req: HttpRequest, state: State, form: web::Form<ConsentForm
         .answer_consent(
             &form.tx,
             session,
-            &browser_binding(&req),
+            &browser_binding(&req, &state),
             approve,
             client_ip(&req, &state),
         )

@@ -12,6 +12,23 @@ async fn hsts_only_for_an_https_issuer() {
         .await
         .unwrap();
     assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
+    // The browser cookie carries the __Host- prefix (Secure, Path=/, no
+    // Domain): a sibling subdomain cannot plant one.
+    let set: Vec<&str> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let binding = set
+        .iter()
+        .find(|c| c.starts_with("__Host-portcullis_csrf="))
+        .unwrap_or_else(|| panic!("{set:?}"));
+    assert!(
+        binding.contains("Secure") && binding.contains("Path=/"),
+        "{binding}"
+    );
+    assert!(!binding.contains("Domain"), "{binding}");
     let plain = TestServer::start(Backend::Embedded).await;
     let r = reqwest::get(plain.url("/login")).await.unwrap();
     assert!(r.headers().get("strict-transport-security").is_none());
