@@ -37,8 +37,10 @@ pub fn passkey_methods(backup_eligible: bool) -> Vec<String> {
 }
 
 /// Methods that are factors in their own right and get a time stamp.
+const FACTORS: [&str; 4] = ["pwd", "otp", "hwk", "swk"];
+
 fn is_factor(method: &str) -> bool {
-    matches!(method, "pwd" | "otp" | "hwk" | "swk")
+    FACTORS.contains(&method)
 }
 
 /// A session's methods and factor times after `proven` were shown at `now`:
@@ -76,6 +78,20 @@ pub fn initial_factors(amr: &[String], now: DateTime<Utc>) -> BTreeMap<String, D
         .collect()
 }
 
+/// Whether any of `methods` was shown within `within` of `now` (a time
+/// ahead of `now`, after a clock moved back, proves nothing).
+fn shown_within(
+    factors: &BTreeMap<String, DateTime<Utc>>,
+    methods: &[&str],
+    now: DateTime<Utc>,
+    within: Duration,
+) -> bool {
+    methods
+        .iter()
+        .filter_map(|m| factors.get(*m))
+        .any(|t| *t <= now && now - *t <= within)
+}
+
 /// Whether the user proved who they are (any factor: password, code or
 /// passkey) within `within` of `now`. Changing how one signs in needs it, so
 /// a stolen session cannot plant its own passkey or take recovery codes.
@@ -84,10 +100,7 @@ pub fn recently_authenticated(
     now: DateTime<Utc>,
     within: Duration,
 ) -> bool {
-    factors
-        .iter()
-        .filter(|(m, _)| is_factor(m))
-        .any(|(_, t)| *t <= now && now - *t <= within)
+    shown_within(factors, &FACTORS, now, within)
 }
 
 /// Whether a user-verified passkey was shown within `within` of `now`.
@@ -96,10 +109,7 @@ pub fn fresh_passkey(
     now: DateTime<Utc>,
     within: Duration,
 ) -> bool {
-    ["hwk", "swk"]
-        .iter()
-        .filter_map(|m| factors.get(*m))
-        .any(|t| *t <= now && now - *t <= within)
+    shown_within(factors, &["hwk", "swk"], now, within)
 }
 
 /// Whether any factor other than the password was shown within `within`:
@@ -109,10 +119,7 @@ pub fn fresh_second_factor(
     now: DateTime<Utc>,
     within: Duration,
 ) -> bool {
-    ["otp", "hwk", "swk"]
-        .iter()
-        .filter_map(|m| factors.get(*m))
-        .any(|t| *t <= now && now - *t <= within)
+    shown_within(factors, &["otp", "hwk", "swk"], now, within)
 }
 
 /// A passkey's display name: trimmed, 1 to 64 characters, no control

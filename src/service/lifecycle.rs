@@ -54,13 +54,7 @@ pub(crate) fn cut_access_in(
         if Some(s.id_digest.as_str()) == keep {
             continue;
         }
-        let mut clients: Vec<String> = r
-            .grants_of_session(&s.id_digest)?
-            .into_iter()
-            .map(|g| g.client_id)
-            .collect();
-        clients.sort();
-        clients.dedup();
+        let clients = distinct_clients(&r.grants_of_session(&s.id_digest)?);
         let saml = r
             .participants(&s.id_digest)?
             .into_iter()
@@ -87,6 +81,14 @@ pub(crate) fn cut_access_in(
     };
     cut.notices = queue_downstream(r, now, &cut)?;
     Ok(cut)
+}
+
+/// The clients that hold `grants`, each once.
+fn distinct_clients(grants: &[Grant]) -> Vec<String> {
+    let mut clients: Vec<String> = grants.iter().map(|g| g.client_id.clone()).collect();
+    clients.sort();
+    clients.dedup();
+    clients
 }
 
 /// Queues, in the caller's transaction, a back-channel logout to every OIDC
@@ -140,9 +142,7 @@ pub(crate) fn end_session_in(
     now: DateTime<Utc>,
 ) -> Result<SessionEnded> {
     let grants = r.grants_of_session(digest)?;
-    let mut clients: Vec<String> = grants.iter().map(|g| g.client_id.clone()).collect();
-    clients.sort();
-    clients.dedup();
+    let clients = distinct_clients(&grants);
     r.delete_session(digest)?;
     let mut grants_revoked = 0;
     for g in &grants {

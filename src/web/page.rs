@@ -233,11 +233,11 @@ impl Browser {
     }
 }
 
-/// A CSRF token for a form on this page, and the binding cookie to set when
-/// the browser does not have one yet.
+/// A CSRF token for a form on this page, and the browser it belongs to
+/// (whose binding cookie is set when the browser does not have one yet).
 pub struct CsrfForm {
     pub token: String,
-    pub new_cookie: Option<Cookie<'static>>,
+    browser: Browser,
 }
 
 impl CsrfForm {
@@ -249,16 +249,13 @@ impl CsrfForm {
         let token = state.services.issue_csrf(&b.binding).await?;
         Ok(Self {
             token,
-            new_cookie: b.new_cookie.clone(),
+            browser: b.clone(),
         })
     }
 
     /// Adds the binding cookie, if new, to a response.
-    pub fn attach(&self, mut res: HttpResponse) -> HttpResponse {
-        if let Some(c) = &self.new_cookie {
-            let _ = res.add_cookie(c);
-        }
-        res
+    pub fn attach(&self, res: HttpResponse) -> HttpResponse {
+        self.browser.attach(res)
     }
 }
 

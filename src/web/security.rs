@@ -6,7 +6,7 @@ use super::page::{
     CSRF_FAILED, CsrfForm, PageResult, client_info, csrf_ok, error_page, render, see_other,
     session_token, signed_in, status_for,
 };
-use crate::domain::User;
+use crate::domain::{Session, User};
 use crate::error::ErrorKind;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -87,10 +87,17 @@ async fn user(
     req: &HttpRequest,
     state: &State,
 ) -> Result<Result<User, HttpResponse>, super::page::PageError> {
-    Ok(match signed_in(req, state).await? {
-        Some((_, u)) => Ok(u),
-        None => Err(see_other("/login?next=/account/security")),
-    })
+    Ok(session_user(req, state).await?.map(|(_, u)| u))
+}
+
+/// The signed-in session and user, or the response that sends them to sign in.
+async fn session_user(
+    req: &HttpRequest,
+    state: &State,
+) -> Result<Result<(Session, User), HttpResponse>, super::page::PageError> {
+    Ok(signed_in(req, state)
+        .await?
+        .ok_or_else(|| see_other("/login?next=/account/security")))
 }
 
 /// What the page says above everything else.
@@ -194,15 +201,10 @@ async fn checked_fresh(
     state: &State,
     csrf: &str,
 ) -> Result<Result<User, HttpResponse>, super::page::PageError> {
-    if let Err(refused) = checked(req, state, csrf).await? {
-        return Ok(Err(refused));
-    }
-    Ok(match signed_in(req, state).await? {
-        Some((s, u)) => match state.services.require_recent_sign_in(&s) {
-            Ok(()) => Ok(u),
-            Err(_) => Err(see_other(REAUTH)),
-        },
-        None => Err(see_other("/login?next=/account/security")),
+    Ok(match checked_session(req, state, csrf).await? {
+        Ok((s, u)) if state.services.require_recent_sign_in(&s).is_ok() => Ok(u),
+        Ok(_) => Err(see_other(REAUTH)),
+        Err(refused) => Err(refused),
     })
 }
 
@@ -211,6 +213,15 @@ async fn checked(
     state: &State,
     csrf: &str,
 ) -> Result<Result<User, HttpResponse>, super::page::PageError> {
+    Ok(checked_session(req, state, csrf).await?.map(|(_, u)| u))
+}
+
+/// The CSRF check, then the signed-in session and user.
+async fn checked_session(
+    req: &HttpRequest,
+    state: &State,
+    csrf: &str,
+) -> Result<Result<(Session, User), HttpResponse>, super::page::PageError> {
     if !csrf_ok(req, state, csrf).await? {
         return Ok(Err(error_page(
             StatusCode::FORBIDDEN,
@@ -218,7 +229,7 @@ async fn checked(
             CSRF_FAILED,
         )));
     }
-    user(req, state).await
+    session_user(req, state).await
 }
 
 async fn enroll_page(

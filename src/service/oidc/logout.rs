@@ -121,24 +121,6 @@ impl Services {
         })
     }
 
-    /// Queues a back-channel logout for one client. False when the client
-    /// registered no back-channel logout URI.
-    pub async fn backchannel_logout_to(
-        &self,
-        client_id: &str,
-        session_digest: &str,
-        user_id: &str,
-    ) -> Result<bool> {
-        let (cid, digest, user, now) = (
-            client_id.to_string(),
-            session_digest.to_string(),
-            user_id.to_string(),
-            self.now(),
-        );
-        self.db(move |r| outbox::queue_backchannel_logout(r, now, &cid, &digest, &user))
-            .await
-    }
-
     /// Builds, signs and POSTs one logout token (an outbox attempt).
     pub(crate) async fn send_backchannel_logout(
         &self,
