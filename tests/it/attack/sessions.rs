@@ -9,12 +9,12 @@
 use crate::common::{Backend, Browser, PASSWORD, TestEnv, TestServer, backends, field_value};
 use crate::oidc::{client, draft};
 use crate::pim::{
-    Receiver, introspect, open_policy, privileged_role, refresh, request, signed_in, tokens,
+    Receiver, call, introspect, open_policy, privileged_role, refresh, request, signed_in, tokens,
 };
 use portcullis::service::Actor;
 use portcullis::service::oidc::clients::NewClient;
 use portcullis::service::pim::PolicyInput;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const ENDED: &str = "the sign-in this token was granted in has ended";
 const APPROVER: &str = "openid pim pim:approve pim:admin offline_access";
@@ -55,22 +55,6 @@ async fn pending_request(srv: &TestServer) -> String {
     let (st, q) = request(&ada, 30, None).await;
     assert_eq!((st, q["state"].as_str()), (201, Some("pending")), "{q}");
     q["id"].as_str().unwrap().to_string()
-}
-
-async fn call(srv: &TestServer, at: &str, post: bool, path: &str) -> (u16, Value) {
-    let http = reqwest::Client::new();
-    let req = if post {
-        let body = if path.ends_with("/revoke") {
-            json!({"reason": "audit finding"})
-        } else {
-            json!({"decision": "approve", "comment": "fine"})
-        };
-        http.post(srv.url(path)).json(&body)
-    } else {
-        http.get(srv.url(path))
-    };
-    let r = req.bearer_auth(at).send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or_default())
 }
 
 async fn userinfo(srv: &TestServer, at: &str) -> u16 {

@@ -159,6 +159,24 @@ pub async fn logout_receivers(srv: &TestServer, rx: &Receiver, name: &str) -> Ne
     c
 }
 
+/// A PIM API call with the access token `at`: a GET, or a POST with an
+/// approval (or, for `/revoke`, a revocation reason).
+pub async fn call(srv: &TestServer, at: &str, post: bool, path: &str) -> (u16, Value) {
+    let http = reqwest::Client::new();
+    let req = if post {
+        let body = if path.ends_with("/revoke") {
+            json!({"reason": "audit finding"})
+        } else {
+            json!({"decision": "approve", "comment": "looks fine"})
+        };
+        http.post(srv.url(path)).json(&body)
+    } else {
+        http.get(srv.url(path))
+    };
+    let r = req.bearer_auth(at).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or_default())
+}
+
 /// What a test receiver was sent: path, headers, body.
 #[derive(Debug, Clone)]
 pub struct Received {

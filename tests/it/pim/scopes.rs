@@ -7,22 +7,6 @@ use super::*;
 use crate::common::{Backend, TestServer, backends};
 use crate::oidc::authorize_url;
 
-async fn call(srv: &TestServer, at: &str, post: bool, path: &str) -> (u16, Value) {
-    let http = reqwest::Client::new();
-    let req = if post {
-        let body = if path.ends_with("/revoke") {
-            json!({"reason": "audit finding"})
-        } else {
-            json!({"decision": "approve", "comment": "looks fine"})
-        };
-        http.post(srv.url(path)).json(&body)
-    } else {
-        http.get(srv.url(path))
-    };
-    let r = req.bearer_auth(at).send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or_default())
-}
-
 /// Creates the group unless it exists (`admins` does), and adds members.
 async fn group(srv: &TestServer, name: &str, members: &[&str]) {
     let _ = srv.services.create_group(&Actor::cli(), name, "").await;
