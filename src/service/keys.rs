@@ -3,7 +3,7 @@
 //! signed has expired.
 
 use super::{Actor, Services, record};
-use crate::crypto::jws::SigningKey;
+use crate::crypto::jws::{SigningKey, VerifyingKey};
 use crate::crypto::seal::Sealer;
 use crate::domain::{SigningAlg, StoredKey};
 use crate::error::{Error, Result};
@@ -16,6 +16,8 @@ use std::sync::{Arc, RwLock};
 pub struct LoadedKey {
     pub stored: StoredKey,
     pub signer: Arc<SigningKey>,
+    /// The published JWK parsed once, so checking a token parses nothing.
+    pub verifier: VerifyingKey,
 }
 
 /// All keys, oldest activation first.
@@ -47,16 +49,36 @@ impl KeyRing {
             .min()
     }
 
-    /// The public keys to publish at `now`: upcoming ones, the active ones,
-    /// and retired ones whose tokens may still be alive.
-    pub fn published(&self, now: DateTime<Utc>, max_token_lifetime: Duration) -> Vec<Value> {
+    /// The keys to publish at `now`: upcoming ones, the active ones, and
+    /// retired ones whose tokens may still be alive.
+    fn published_keys(
+        &self,
+        now: DateTime<Utc>,
+        max_token_lifetime: Duration,
+    ) -> impl Iterator<Item = &LoadedKey> {
         self.keys
             .iter()
-            .filter(|k| match self.superseded_at(&k.stored, now) {
+            .filter(move |k| match self.superseded_at(&k.stored, now) {
                 None => true,
                 Some(t) => t + max_token_lifetime > now,
             })
+    }
+
+    /// The public JWKs to publish at `now`.
+    pub fn published(&self, now: DateTime<Utc>, max_token_lifetime: Duration) -> Vec<Value> {
+        self.published_keys(now, max_token_lifetime)
             .map(|k| k.stored.public_jwk.clone())
+            .collect()
+    }
+
+    /// The published keys, parsed, for checking tokens signed here.
+    pub fn verifiers(
+        &self,
+        now: DateTime<Utc>,
+        max_token_lifetime: Duration,
+    ) -> Vec<&VerifyingKey> {
+        self.published_keys(now, max_token_lifetime)
+            .map(|k| &k.verifier)
             .collect()
     }
 
@@ -138,7 +160,12 @@ impl KeyCache {
                     )
                 }
             };
-            keys.push(LoadedKey { stored: s, signer });
+            let verifier = VerifyingKey::parse(s.public_jwk.clone());
+            keys.push(LoadedKey {
+                stored: s,
+                signer,
+                verifier,
+            });
         }
         let ring = Arc::new(KeyRing { keys });
         *self.ring.write().unwrap_or_else(|p| p.into_inner()) = ring.clone();
@@ -147,7 +174,7 @@ impl KeyCache {
 }
 
 impl Services {
-    fn max_token_lifetime(&self) -> Duration {
+    pub(crate) fn max_token_lifetime(&self) -> Duration {
         Duration::from_std(self.settings.oidc.max_token_lifetime).unwrap_or(Duration::hours(1))
     }
 

@@ -108,12 +108,11 @@ impl Services {
         let Some(hint) = hint else {
             return Ok(None);
         };
-        let keys = self
-            .key_ring()
-            .published(self.now(), chrono::Duration::days(3650));
+        let ring = self.key_ring();
+        let keys = ring.verifiers(self.now(), chrono::Duration::days(3650));
         // An expired ID token is still a fine hint (the spec allows it);
         // the signature and issuer must hold.
-        let claims = jws::verify(hint, &keys, &SigningAlg::ALL)
+        let claims = jws::verify_with(hint, &keys, &SigningAlg::ALL)
             .map_err(|_| bad("id_token_hint is not an ID token issued here"))?;
         Ok(match jws::decode_header(hint) {
             Ok(h) if is_id_token_typ(h.typ.as_deref()) => Some(claims),

@@ -245,12 +245,9 @@ impl Services {
         if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
             return Err(invalid("not an access token"));
         }
-        let keys = self.key_ring().published(
-            self.now(),
-            chrono::Duration::from_std(self.settings.oidc.max_token_lifetime)
-                .unwrap_or(Duration::hours(1)),
-        );
-        let claims = jws::verify(token, &keys, &SigningAlg::ALL)
+        let ring = self.key_ring();
+        let keys = ring.verifiers(self.now(), self.max_token_lifetime());
+        let claims = jws::verify_with(token, &keys, &SigningAlg::ALL)
             .map_err(|_| invalid("the access token signature is not valid"))?;
         if claims["iss"].as_str() != Some(self.issuer.as_str()) {
             return Err(invalid("the access token was issued by someone else"));
