@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::protocol::oidc::registration::{ClientDraft, DEFAULT_SCOPES, to_metadata};
 use crate::protocol::oidc::scope;
 use crate::service::Actor;
-use crate::service::oidc::clients::ClientOptions;
+use crate::service::oidc::clients::{ClientChanges, ClientOptions};
 use clap::Subcommand;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -19,6 +19,15 @@ pub enum ClientCommand {
     Add(Box<AddClient>),
     /// List clients.
     List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a client's settings; unnamed settings stay as they are.
+    Update {
+        client_id: String,
+        /// RS256, ES256 or EdDSA: signs the access tokens issued from now on.
+        #[arg(long = "access-token-alg")]
+        access_token_alg: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -73,6 +82,9 @@ pub struct AddClient {
     /// RS256 (default), ES256 or EdDSA.
     #[arg(long = "id-token-alg")]
     id_token_alg: Option<String>,
+    /// RS256 (default), ES256 or EdDSA: signs the client's access tokens.
+    #[arg(long = "access-token-alg")]
+    access_token_alg: Option<String>,
     /// A JWK Set file with the client's public keys (private_key_jwt).
     #[arg(long)]
     jwks: Option<std::path::PathBuf>,
@@ -126,7 +138,19 @@ fn client_json(c: &Client) -> Value {
     v["id_token_ttl"] = json!(c.id_token_ttl);
     v["refresh_token_ttl"] = json!(c.refresh_token_ttl);
     v["required_role"] = json!(c.required_role);
+    v["access_token_alg"] = json!(c.access_token_alg.as_str());
     v
+}
+
+/// The value of an algorithm option, or an error naming the allowed ones.
+fn signing_alg(option: &str, value: Option<&str>) -> Result<Option<SigningAlg>> {
+    value
+        .map(|a| {
+            SigningAlg::parse(a).ok_or_else(|| {
+                Error::invalid(format!("unknown {option} {a}; use RS256, ES256 or EdDSA"))
+            })
+        })
+        .transpose()
 }
 
 fn secs(d: Option<Duration>) -> Option<i64> {
@@ -147,6 +171,7 @@ pub async fn client(settings: Settings, cmd: ClientCommand) -> Result<()> {
                 grant_types,
                 scopes,
                 id_token_alg,
+                access_token_alg,
                 jwks,
                 backchannel_logout_uri,
                 no_pkce,
@@ -177,14 +202,10 @@ pub async fn client(settings: Settings, cmd: ClientCommand) -> Result<()> {
                     })
                     .collect::<Result<_>>()?
             };
-            let id_token_alg = match id_token_alg.as_deref() {
-                None => SigningAlg::RS256,
-                Some(a) => SigningAlg::parse(a).ok_or_else(|| {
-                    Error::invalid(format!(
-                        "unknown --id-token-alg {a}; use RS256, ES256 or EdDSA"
-                    ))
-                })?,
-            };
+            let id_token_alg = signing_alg("--id-token-alg", id_token_alg.as_deref())?
+                .unwrap_or(SigningAlg::RS256);
+            let access_token_alg = signing_alg("--access-token-alg", access_token_alg.as_deref())?
+                .unwrap_or(SigningAlg::RS256);
             let jwks = match jwks {
                 None => None,
                 Some(p) => {
@@ -220,6 +241,7 @@ pub async fn client(settings: Settings, cmd: ClientCommand) -> Result<()> {
                 refresh_token_ttl: secs(refresh_token_ttl),
                 required_acr: require,
                 required_role: require_role,
+                access_token_alg,
             };
             let created = svc.create_client(&actor, draft, opts).await?;
             if json {
@@ -253,6 +275,20 @@ pub async fn client(settings: Settings, cmd: ClientCommand) -> Result<()> {
                     c.redirect_uris.join(" ")
                 );
             }
+        }
+        ClientCommand::Update {
+            client_id,
+            access_token_alg,
+            json,
+        } => {
+            let changes = ClientChanges {
+                access_token_alg: signing_alg("--access-token-alg", access_token_alg.as_deref())?,
+            };
+            let c = svc.update_client(&actor, &client_id, changes).await?;
+            if json {
+                return print_json(&client_json(&c));
+            }
+            println!("updated client {client_id}");
         }
         ClientCommand::Show { client_id, json } => {
             let c = svc.need_client(&client_id).await?;

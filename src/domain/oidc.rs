@@ -116,6 +116,8 @@ pub struct Client {
     pub scopes: Vec<String>,
     pub require_pkce: bool,
     pub id_token_alg: SigningAlg,
+    /// Signs this client's access tokens (RS256 unless set otherwise).
+    pub access_token_alg: SigningAlg,
     pub access_token_ttl: i64,
     pub id_token_ttl: i64,
     pub refresh_token_ttl: i64,

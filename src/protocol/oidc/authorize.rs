@@ -276,6 +276,7 @@ pub(in crate::protocol) mod tests {
             scopes: scope::parse("openid profile email offline_access"),
             require_pkce: true,
             id_token_alg: SigningAlg::RS256,
+            access_token_alg: SigningAlg::RS256,
             access_token_ttl: 300,
             id_token_ttl: 300,
             refresh_token_ttl: 3600,

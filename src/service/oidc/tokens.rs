@@ -106,10 +106,6 @@ pub(crate) fn load_subject(
     }))
 }
 
-/// The access token's signing algorithm: the server's default, RS256, which
-/// every resource server library supports.
-const ACCESS_ALG: SigningAlg = SigningAlg::RS256;
-
 impl Services {
     pub async fn subject(&self, user_id: &str) -> Result<Option<Subject>> {
         let id = crate::domain::UserId::from_stored(user_id);
@@ -170,7 +166,7 @@ impl Services {
                 m.insert("acr".into(), json!(a));
             }
         }
-        let access_token = self.sign_jwt(ACCESS_ALG, ACCESS_TOKEN_TYP, &at)?;
+        let access_token = self.sign_jwt(client.access_token_alg, ACCESS_TOKEN_TYP, &at)?;
 
         let id_token = match (&profile, scope.iter().any(|s| s == "openid")) {
             (Some(p), true) => {
@@ -236,7 +232,9 @@ impl Services {
     }
 
     /// Checks an access token: our signature, `at+jwt`, our issuer, not
-    /// expired, not revoked, and its grant still live.
+    /// expired, not revoked, and its grant still live. Any of our algorithms
+    /// will do: each client picks its own, and may change it while tokens
+    /// signed with the old one are still out there.
     pub async fn verify_access_token(&self, token: &str) -> Result<AccessToken> {
         let invalid =
             |why: &str| Error::oauth(ErrorKind::Unauthenticated, "invalid_token", why.to_string());

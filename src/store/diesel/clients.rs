@@ -33,6 +33,7 @@ struct ClientRow {
     required_acr: Option<String>,
     required_role: Option<String>,
     registered_dynamically: bool,
+    access_token_alg: String,
 }
 
 pub(super) fn to_json<T: serde::Serialize>(v: &T) -> String {
@@ -68,6 +69,7 @@ impl ClientRow {
             required_acr: x.required_acr.clone(),
             required_role: x.required_role.clone(),
             registered_dynamically: x.registered_dynamically,
+            access_token_alg: x.access_token_alg.as_str().into(),
         }
     }
 
@@ -89,6 +91,8 @@ impl ClientRow {
             scopes: from_json("scopes", &self.scopes)?,
             id_token_alg: SigningAlg::parse(&self.id_token_alg)
                 .ok_or_else(|| Error::internal(format!("stored alg {}", self.id_token_alg)))?,
+            access_token_alg: SigningAlg::parse(&self.access_token_alg)
+                .ok_or_else(|| Error::internal(format!("stored alg {}", self.access_token_alg)))?,
             jwks: self
                 .jwks
                 .as_deref()

@@ -146,6 +146,7 @@ diesel::table! {
         required_acr -> Nullable<Text>,
         required_role -> Nullable<Text>,
         registered_dynamically -> Bool,
+        access_token_alg -> Text,
     }
 }
 

@@ -1,7 +1,10 @@
 //! The `client` and `keys` commands against a running server.
 
-use super::{REDIRECT, VERIFIER, authorize_url, jwks, param};
+use super::access_alg::{assert_signed_with, discovered_jwks};
+use super::rules::introspect;
+use super::{REDIRECT, VERIFIER, authorize_url, jwks, param, post_token};
 use crate::common::{Backend, PASSWORD, TestServer};
+use portcullis::domain::SigningAlg;
 use portcullis::service::oidc::clients::NewClient;
 use serde_json::{Value, json};
 
@@ -201,4 +204,126 @@ async fn client_cli_round_trip_and_a_post_authenticated_client() {
     let (ok, out, _) = run_cli(&config, &["keys", "generate-secret"]);
     assert!(ok);
     assert!(portcullis::crypto::seal::Sealer::from_base64(out.trim()).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_cli_sets_and_changes_the_access_token_algorithm() {
+    let env = crate::common::TestEnv::new(Backend::Embedded);
+    let db = env.settings.database.url.expose().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("p.toml");
+    std::fs::write(&config, format!("[database]\nurl = \"{db}\"\n")).unwrap();
+    let srv = TestServer::start_with(env).await;
+    let keys = discovered_jwks(&srv).await;
+    let listed = |config: &std::path::Path| {
+        let (ok, out, err) = run_cli(config, &["client", "list", "--json"]);
+        assert!(ok, "{err}");
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+
+    // The default stays RS256, and the JSON says so.
+    let add = |extra: &[&str]| {
+        let mut args = vec![
+            "client",
+            "add",
+            "--name",
+            "Batch",
+            "--redirect-uri",
+            REDIRECT,
+            "--grant-types",
+            "client_credentials",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        run_cli(&config, &args)
+    };
+    let (ok, out, err) = add(&[]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["access_token_alg"],
+        "RS256"
+    );
+
+    // A bad value is refused, naming the allowed ones, and adds nothing.
+    let before = listed(&config);
+    for bad in ["HS256", "none", "es256"] {
+        let (ok, _, err) = add(&["--access-token-alg", bad]);
+        assert!(!ok, "{bad} accepted");
+        assert!(
+            err.contains(bad) && err.contains("RS256, ES256 or EdDSA"),
+            "{err}"
+        );
+    }
+    assert_eq!(listed(&config), before, "nothing was added");
+
+    let (ok, out, err) = add(&["--access-token-alg", "ES256"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["access_token_alg"], "ES256");
+    let id = v["client_id"].as_str().unwrap().to_string();
+    let c = NewClient {
+        client: srv.services.need_client(&id).await.unwrap(),
+        secret: v["client_secret"].as_str().map(str::to_string),
+        registration_token: None,
+    };
+    let cc = [("grant_type", "client_credentials")];
+    let token = |c: &NewClient| {
+        let c = c.clone();
+        let srv = &srv;
+        async move {
+            let (st, t, _) = post_token(srv, &c, &cc).await;
+            assert_eq!(st, 200, "{t}");
+            t["access_token"].as_str().unwrap().to_string()
+        }
+    };
+    let es = token(&c).await;
+    assert_signed_with(&es, SigningAlg::ES256, &keys);
+
+    // A bad update is refused and changes nothing.
+    for (args, says) in [
+        (
+            &["client", "update", &id, "--access-token-alg", "RS512"][..],
+            "unknown --access-token-alg RS512; use RS256, ES256 or EdDSA",
+        ),
+        (&["client", "update", &id][..], "nothing to change"),
+    ] {
+        let (ok, _, err) = run_cli(&config, args);
+        assert!(!ok && err.contains(says), "{args:?}: {err}");
+    }
+    let (ok, out, _) = run_cli(&config, &["client", "show", &id, "--json"]);
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["access_token_alg"],
+        "ES256"
+    );
+    assert_signed_with(&token(&c).await, SigningAlg::ES256, &keys);
+
+    // The update takes effect for the next token; the earlier one lives on.
+    let (ok, out, err) = run_cli(
+        &config,
+        &[
+            "client",
+            "update",
+            &id,
+            "--access-token-alg",
+            "EdDSA",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["access_token_alg"], "EdDSA");
+    assert!(v.get("client_secret").is_none());
+    assert_eq!(v["grant_types"], json!(["client_credentials"]));
+    let ed = token(&c).await;
+    assert_signed_with(&ed, SigningAlg::EdDSA, &keys);
+    for t in [&es, &ed] {
+        assert_eq!(introspect(&srv, &c, t).await["active"], true);
+    }
+    let (ok, out, _) = run_cli(&config, &["client", "show", &id, "--json"]);
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["access_token_alg"],
+        "EdDSA"
+    );
 }

@@ -1,5 +1,6 @@
 //! OpenID Connect journeys, with the `openidconnect` crate as the relying party.
 
+mod access_alg;
 mod admin;
 mod cli;
 mod flow;
