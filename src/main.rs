@@ -3,6 +3,12 @@
 use clap::Parser;
 use std::process::ExitCode;
 
+/// mimalloc: the token endpoint's many small JSON and header allocations
+/// cost less than with the system allocator, and freed memory (Argon2's
+/// 19 MiB per password check) goes back to the system.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = portcullis::cli::Cli::parse();

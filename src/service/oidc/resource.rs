@@ -90,7 +90,7 @@ impl Services {
                 let mut v = t.claims.clone();
                 v["active"] = json!(true);
                 v["token_type"] = json!("Bearer");
-                if let Some(name) = self.username_of(&t.grant).await? {
+                if let Some(name) = &t.username {
                     v["username"] = json!(name);
                 }
                 v

@@ -1,29 +1,18 @@
-//! The token endpoint: client authentication and the three grants.
+//! The token endpoint and its three grants.
 
 use super::authorize::{CodeGrant, code_key, code_used_key};
+pub use super::client_auth::ClientCredentials;
+use super::client_auth::{check_secret, identify, invalid_client};
 use super::tokens::TokenResponse;
-use crate::crypto::jws;
-use crate::crypto::{constant_time_eq, sha256_hex};
-use crate::domain::{AuthMethod, Client, Grant, GrantType, SigningAlg};
+use crate::crypto::sha256_hex;
+use crate::domain::{Client, Grant, GrantType};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::lifecycle::admitting_activation;
-use crate::protocol::oidc::client_auth::{ASSERTION_TYPE, check_assertion_claims, parse_basic};
-use crate::protocol::oidc::discovery::paths;
 use crate::protocol::oidc::{pkce, scope};
 use crate::service::pim::{Elevation, Recipient};
 use crate::service::{Actor, Services, record};
 use chrono::Duration;
 use serde_json::json;
-
-/// Whatever a request carried to authenticate a client.
-#[derive(Debug, Clone, Default)]
-pub struct ClientCredentials {
-    pub authorization: Option<String>,
-    pub client_id: Option<String>,
-    pub client_secret: Option<String>,
-    pub assertion_type: Option<String>,
-    pub assertion: Option<String>,
-}
 
 /// The token endpoint's form parameters.
 #[derive(Debug, Clone, Default)]
@@ -34,14 +23,6 @@ pub struct TokenRequest {
     pub code_verifier: Option<String>,
     pub refresh_token: Option<String>,
     pub scope: Option<String>,
-}
-
-fn invalid_client(why: &str) -> Error {
-    Error::oauth(
-        ErrorKind::Unauthenticated,
-        "invalid_client",
-        why.to_string(),
-    )
 }
 
 fn invalid_grant(why: &str) -> Error {
@@ -81,125 +62,6 @@ fn admitted_under(
 }
 
 impl Services {
-    /// Authenticates the calling client by exactly one method, which must be
-    /// the one it registered.
-    pub async fn authenticate_client(&self, creds: &ClientCredentials) -> Result<Client> {
-        let basic = match &creds.authorization {
-            Some(h) if h.to_ascii_lowercase().starts_with("basic ") => Some(
-                parse_basic(h)
-                    .ok_or_else(|| invalid_client("the Basic credentials are malformed"))?,
-            ),
-            _ => None,
-        };
-        let methods = [
-            basic.is_some(),
-            creds.client_secret.is_some(),
-            creds.assertion.is_some(),
-        ];
-        if methods.iter().filter(|m| **m).count() > 1 {
-            return Err(invalid_request(
-                "use exactly one client authentication method",
-            ));
-        }
-        let (client_id, method) = if let Some((id, _)) = &basic {
-            (id.clone(), AuthMethod::ClientSecretBasic)
-        } else if creds.client_secret.is_some() {
-            (
-                creds
-                    .client_id
-                    .clone()
-                    .ok_or_else(|| invalid_client("client_id is missing"))?,
-                AuthMethod::ClientSecretPost,
-            )
-        } else if let Some(assertion) = &creds.assertion {
-            if creds.assertion_type.as_deref() != Some(ASSERTION_TYPE) {
-                return Err(invalid_client("client_assertion_type must be jwt-bearer"));
-            }
-            // The issuer is read unverified only to find the keys to verify with.
-            let claims = jws::decode_unverified_claims(assertion)
-                .map_err(|_| invalid_client("the client assertion is malformed"))?;
-            let id = claims["sub"]
-                .as_str()
-                .or(creds.client_id.as_deref())
-                .unwrap_or("")
-                .to_string();
-            (id, AuthMethod::PrivateKeyJwt)
-        } else {
-            (
-                creds
-                    .client_id
-                    .clone()
-                    .ok_or_else(|| invalid_client("client authentication is required"))?,
-                AuthMethod::None,
-            )
-        };
-        if creds.client_id.as_ref().is_some_and(|id| *id != client_id) {
-            return Err(invalid_client("client_id does not match the credentials"));
-        }
-        let client = self
-            .client(&client_id)
-            .await?
-            .ok_or_else(|| invalid_client("unknown client"))?;
-        if client.auth_method != method {
-            return Err(invalid_client(&format!(
-                "this client must authenticate with {}",
-                client.auth_method.as_str()
-            )));
-        }
-        match method {
-            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {
-                let secret = basic
-                    .map(|b| b.1)
-                    .or_else(|| creds.client_secret.clone())
-                    .unwrap_or_default();
-                let expected = client.secret_hash.clone().unwrap_or_default();
-                if !constant_time_eq(
-                    sha256_hex(secret.as_bytes()).as_bytes(),
-                    expected.as_bytes(),
-                ) {
-                    return Err(invalid_client("the client secret is wrong"));
-                }
-            }
-            AuthMethod::PrivateKeyJwt => {
-                self.check_client_assertion(&client, creds.assertion.as_deref().unwrap_or(""))
-                    .await?
-            }
-            AuthMethod::None => {}
-        }
-        Ok(client)
-    }
-
-    async fn check_client_assertion(&self, client: &Client, assertion: &str) -> Result<()> {
-        let keys: Vec<serde_json::Value> = client
-            .jwks
-            .as_ref()
-            .and_then(|j| j["keys"].as_array().cloned())
-            .unwrap_or_default();
-        // Only asymmetric algorithms: `none` and HMAC (where a public key could
-        // be abused as the secret) are refused by jws::verify.
-        let claims = jws::verify(assertion, &keys, &SigningAlg::ALL)
-            .map_err(|e| invalid_client(&format!("the client assertion is not valid: {e}")))?;
-        let issuer = &self.issuer;
-        let audiences = vec![
-            format!("{issuer}{}", paths::TOKEN),
-            issuer.to_string(),
-            format!("{issuer}{}", paths::INTROSPECT),
-            format!("{issuer}{}", paths::REVOKE),
-        ];
-        let (jti, exp) = check_assertion_claims(&claims, &client.client_id, &audiences, self.now())
-            .map_err(|e| invalid_client(&e))?;
-        let ttl = std::time::Duration::from_secs((exp - self.now().timestamp()).max(1) as u64 + 60);
-        let key = format!(
-            "assertion-jti:{}:{}",
-            client.client_id,
-            sha256_hex(jti.as_bytes())
-        );
-        if !self.ephemeral.put_if_absent(&key, b"1", ttl).await? {
-            return Err(invalid_client("the client assertion was already used"));
-        }
-        Ok(())
-    }
-
     /// Handles a token request from an authenticated client.
     pub async fn token(&self, client: &Client, req: TokenRequest) -> Result<TokenResponse> {
         let grant_type = req
@@ -213,13 +75,7 @@ impl Services {
                 format!("grant_type {grant_type} is not supported"),
             )
         })?;
-        if !client.allows_grant(g) {
-            return Err(Error::oauth(
-                ErrorKind::InvalidInput,
-                "unauthorized_client",
-                format!("this client may not use {grant_type}"),
-            ));
-        }
+        check_grant_allowed(client, g)?;
         match g {
             GrantType::AuthorizationCode => self.redeem_code(client, req).await,
             GrantType::RefreshToken => self.refresh(client, req).await,
@@ -487,51 +343,103 @@ impl Services {
         client: &Client,
         req: TokenRequest,
     ) -> Result<TokenResponse> {
-        if client.is_public() {
-            return Err(Error::oauth(
-                ErrorKind::InvalidInput,
-                "unauthorized_client",
-                "public clients cannot use client_credentials",
-            ));
-        }
-        let usable: Vec<String> = client
-            .scopes
-            .iter()
-            .filter(|s| !matches!(s.as_str(), "openid" | "offline_access"))
-            .cloned()
-            .collect();
-        let scope = match req.scope.as_deref() {
-            None => usable,
-            Some(s) => {
-                let asked = scope::parse(s);
-                if let Some(bad) = asked.iter().find(|x| !usable.contains(x)) {
-                    return Err(Error::oauth(
-                        ErrorKind::InvalidInput,
-                        "invalid_scope",
-                        format!("scope {bad} is not available to this client"),
-                    ));
-                }
-                asked
-            }
-        };
-        let now = self.now();
-        let grant = Grant {
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            client_id: client.client_id.clone(),
-            user_id: None,
-            session_digest: None,
-            scope: scope.clone(),
-            auth_time: None,
-            acr: None,
-            amr: vec![],
-            created_at: now,
-            expires_at: now + Duration::seconds(client.access_token_ttl),
-            revoked_at: None,
-            client_ip: None,
-            activation_id: None,
-        };
+        let grant = client_credentials_grant(client, req.scope.as_deref(), self.now())?;
         let g = grant.clone();
         self.db(move |r| r.insert_grant(&g)).await?;
-        self.mint_tokens(client, &grant, &scope, None, None, None)
+        self.mint_tokens(client, &grant, &grant.scope, None, None, None)
     }
+
+    /// The token endpoint: authenticates the client, then answers its grant.
+    /// `client_credentials` with a secret, the commonest machine call, does
+    /// both and records the grant in one database round trip.
+    pub async fn token_endpoint(
+        &self,
+        creds: &ClientCredentials,
+        req: TokenRequest,
+    ) -> Result<TokenResponse> {
+        let who = identify(creds)?;
+        if req.grant_type.as_deref() != Some(GrantType::ClientCredentials.as_str())
+            || !who.method.uses_secret()
+        {
+            let client = self.authenticate_identified(who, creds).await?;
+            return self.token(&client, req).await;
+        }
+        let now = self.now();
+        let (client, grant) = self
+            .db(move |r| {
+                let client = r
+                    .client(&who.client_id)?
+                    .ok_or_else(|| invalid_client("unknown client"))?;
+                check_secret(&client, &who)?;
+                check_grant_allowed(&client, GrantType::ClientCredentials)?;
+                let grant = client_credentials_grant(&client, req.scope.as_deref(), now)?;
+                r.insert_grant(&grant)?;
+                Ok((client, grant))
+            })
+            .await?;
+        self.mint_tokens(&client, &grant, &grant.scope, None, None, None)
+    }
+}
+
+/// `unauthorized_client` unless the client registered this grant type.
+fn check_grant_allowed(client: &Client, g: GrantType) -> Result<()> {
+    if client.allows_grant(g) {
+        return Ok(());
+    }
+    Err(Error::oauth(
+        ErrorKind::InvalidInput,
+        "unauthorized_client",
+        format!("this client may not use {}", g.as_str()),
+    ))
+}
+
+/// The grant a `client_credentials` request asks for: the client's own
+/// scopes (never `openid` or `offline_access`), or the subset requested.
+fn client_credentials_grant(
+    client: &Client,
+    requested: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Grant> {
+    if client.is_public() {
+        return Err(Error::oauth(
+            ErrorKind::InvalidInput,
+            "unauthorized_client",
+            "public clients cannot use client_credentials",
+        ));
+    }
+    let usable: Vec<String> = client
+        .scopes
+        .iter()
+        .filter(|s| !matches!(s.as_str(), "openid" | "offline_access"))
+        .cloned()
+        .collect();
+    let scope = match requested {
+        None => usable,
+        Some(s) => {
+            let asked = scope::parse(s);
+            if let Some(bad) = asked.iter().find(|x| !usable.contains(x)) {
+                return Err(Error::oauth(
+                    ErrorKind::InvalidInput,
+                    "invalid_scope",
+                    format!("scope {bad} is not available to this client"),
+                ));
+            }
+            asked
+        }
+    };
+    Ok(Grant {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        client_id: client.client_id.clone(),
+        user_id: None,
+        session_digest: None,
+        scope,
+        auth_time: None,
+        acr: None,
+        amr: vec![],
+        created_at: now,
+        expires_at: now + Duration::seconds(client.access_token_ttl),
+        revoked_at: None,
+        client_ip: None,
+        activation_id: None,
+    })
 }

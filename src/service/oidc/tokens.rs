@@ -43,6 +43,8 @@ pub struct Subject {
 pub struct AccessToken {
     pub claims: Value,
     pub grant: Grant,
+    /// The grant's user's name, read with the liveness check.
+    pub username: Option<String>,
 }
 
 impl AccessToken {
@@ -258,34 +260,6 @@ impl Services {
         }
         let jti = claims["jti"].as_str().unwrap_or("").to_string();
         let grant_id = jti.split('.').next().unwrap_or("").to_string();
-        let (now, idle) = (self.now(), self.idle_timeout()?);
-        let (j, g) = (jti.clone(), grant_id.clone());
-        let (revoked, grant, user_active) = self
-            .db(move |r| {
-                let grant = r.grant(&g)?;
-                // A token of a user who was disabled since is dead too.
-                let user_active = match grant.as_ref().and_then(|x| x.user_id.clone()) {
-                    Some(u) => r.user_by_id(&u)?.is_some_and(|u| u.is_active()),
-                    None => true,
-                };
-                // And so is one whose sign-in has ended (a timed-out session
-                // is ended here), unless it was granted for offline use.
-                let ended = match &grant {
-                    Some(x) if x.is_live(now) && !lifecycle::survives_session(r, x)? => {
-                        match &x.session_digest {
-                            Some(d) => lifecycle::live_session_in(r, d, now, idle)?.is_none(),
-                            None => false,
-                        }
-                    }
-                    _ => false,
-                };
-                Ok((r.is_jti_revoked(&j)? || ended, grant, user_active))
-            })
-            .await?;
-        let grant = match grant {
-            Some(grant) if !revoked && user_active && grant.is_live(now) => grant,
-            _ => return Err(invalid("the access token has been revoked")),
-        };
         // Rule 4: a token that carried an elevation dies with its window.
         let activations: Vec<String> = claims["pim"]
             .as_array()
@@ -295,9 +269,44 @@ impl Services {
                     .collect()
             })
             .unwrap_or_default();
-        if !self.elevations_still_active(activations).await? {
-            return Err(invalid("the elevation this token carried has ended"));
-        }
-        Ok(AccessToken { claims, grant })
+        let (now, idle) = (self.now(), self.idle_timeout()?);
+        // Liveness in one round trip: the grant, its user, its session, the
+        // revoked jti list and the elevation windows, read together.
+        let liveness = self
+            .db(move |r| {
+                let Some(grant) = r.grant(&grant_id)? else {
+                    return Ok(Err("the access token has been revoked"));
+                };
+                // A token of a user who was disabled since is dead too.
+                let user = match &grant.user_id {
+                    Some(u) => match r.user_by_id(u)? {
+                        Some(u) if u.is_active() => Some(u),
+                        _ => return Ok(Err("the access token has been revoked")),
+                    },
+                    None => None,
+                };
+                // And so is one whose sign-in has ended (a timed-out session
+                // is ended here), unless it was granted for offline use.
+                let ended = grant.is_live(now)
+                    && !lifecycle::survives_session(r, &grant)?
+                    && match &grant.session_digest {
+                        Some(d) => lifecycle::live_session_in(r, d, now, idle)?.is_none(),
+                        None => false,
+                    };
+                if ended || !grant.is_live(now) || r.is_jti_revoked(&jti)? {
+                    return Ok(Err("the access token has been revoked"));
+                }
+                if !crate::service::pim::elevations_still_active_in(r, &activations, now)? {
+                    return Ok(Err("the elevation this token carried has ended"));
+                }
+                Ok(Ok((grant, user.map(|u| u.username.to_string()))))
+            })
+            .await?;
+        let (grant, username) = liveness.map_err(invalid)?;
+        Ok(AccessToken {
+            claims,
+            grant,
+            username,
+        })
     }
 }

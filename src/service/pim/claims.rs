@@ -232,27 +232,23 @@ impl Services {
         })
         .await
     }
+}
 
-    /// Rule 4: an access token carrying elevations is live only while every
-    /// one of them is still active (not ended, not revoked) and still has
-    /// its basis (rule 7).
-    pub async fn elevations_still_active(&self, request_ids: Vec<String>) -> Result<bool> {
-        if request_ids.is_empty() {
-            return Ok(true);
+/// Rule 4: an access token carrying elevations is live only while every one
+/// of them is still active (not ended, not revoked) and still has its basis
+/// (rule 7). In the caller's transaction.
+pub(crate) fn elevations_still_active_in(
+    r: &mut dyn crate::store::Repo,
+    request_ids: &[String],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<bool> {
+    for id in request_ids {
+        match r.request(id)? {
+            Some(q)
+                if current_state(&q, now) == State::Active
+                    && super::basis::supported_end(r, &q, now)?.is_some_and(|e| e > now) => {}
+            _ => return Ok(false),
         }
-        let now = self.now();
-        self.db(move |r| {
-            for id in &request_ids {
-                match r.request(id)? {
-                    Some(q)
-                        if current_state(&q, now) == State::Active
-                            && super::basis::supported_end(r, &q, now)?
-                                .is_some_and(|e| e > now) => {}
-                    _ => return Ok(false),
-                }
-            }
-            Ok(true)
-        })
-        .await
     }
+    Ok(true)
 }

@@ -10,6 +10,7 @@ mod request;
 mod sweep;
 mod view;
 
+pub(crate) use claims::elevations_still_active_in;
 pub use claims::{Elevation, Gate, Recipient, window_end};
 pub use request::ElevationInput;
 pub use view::{ApprovalItem, EligibilityView, RequestView};

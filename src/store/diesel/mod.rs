@@ -151,6 +151,10 @@ impl DieselStore {
         }
         let manager = ConnectionManager::new(url, settings.connect_timeout);
         let pool = r2d2::Pool::builder()
+            // A SQLite file cannot drop its connection, so a `SELECT 1` before
+            // every transaction would be pure cost on the hot paths; a
+            // PostgreSQL connection may have died with its server.
+            .test_on_check_out(is_postgres(url))
             .max_size(settings.max_connections)
             .min_idle(Some(0))
             .connection_timeout(settings.connect_timeout)

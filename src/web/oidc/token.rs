@@ -57,13 +57,8 @@ fn credentials(req: &HttpRequest, f: &mut HashMap<String, String>) -> ClientCred
     }
 }
 
-/// Parses the form and authenticates the client: the common start of
-/// `/token`, `/introspect` and `/revoke`.
-async fn authenticated(
-    req: &HttpRequest,
-    state: &State,
-    body: &[u8],
-) -> Result<(Client, HashMap<String, String>), Error> {
+/// The form parameters of a request that must send a form.
+fn form_body(req: &HttpRequest, body: &[u8]) -> Result<HashMap<String, String>, Error> {
     if !is_form(req) {
         return Err(Error::oauth(
             ErrorKind::InvalidInput,
@@ -71,7 +66,17 @@ async fn authenticated(
             "the body must be application/x-www-form-urlencoded",
         ));
     }
-    let mut f = form(body)?;
+    form(body)
+}
+
+/// Parses the form and authenticates the client: the common start of
+/// `/token`, `/introspect` and `/revoke`.
+async fn authenticated(
+    req: &HttpRequest,
+    state: &State,
+    body: &[u8],
+) -> Result<(Client, HashMap<String, String>), Error> {
+    let mut f = form_body(req, body)?;
     let creds = credentials(req, &mut f);
     let client = state.services.authenticate_client(&creds).await?;
     Ok((client, f))
@@ -79,7 +84,8 @@ async fn authenticated(
 
 pub async fn token(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let result = async {
-        let (client, mut f) = authenticated(&req, &state, &body).await?;
+        let mut f = form_body(&req, &body)?;
+        let creds = credentials(&req, &mut f);
         let r = TokenRequest {
             grant_type: f.remove("grant_type"),
             code: f.remove("code"),
@@ -88,7 +94,7 @@ pub async fn token(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
             refresh_token: f.remove("refresh_token"),
             scope: f.remove("scope"),
         };
-        state.services.token(&client, r).await
+        state.services.token_endpoint(&creds, r).await
     }
     .await;
     match result {
