@@ -14,6 +14,8 @@ pub trait Op {
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
     pub scenario: String,
+    /// The load generator: this program (`rust`) or `wrk`.
+    pub client: &'static str,
     /// HTTP requests one operation makes.
     pub requests_per_op: u32,
     pub ok: u64,
@@ -104,6 +106,7 @@ pub async fn run<W: Op>(
     };
     let s = Stats {
         scenario: scenario.to_string(),
+        client: "rust",
         requests_per_op,
         ok,
         errors,
@@ -115,6 +118,12 @@ pub async fn run<W: Op>(
         server_rss_mib: rss_mib(pid).0,
         first_error,
     };
+    print(&s);
+    s
+}
+
+/// One line per scenario on stderr while the bench runs.
+pub fn print(s: &Stats) {
     eprintln!(
         "bench: {:<22} {:>9.1}/s  p50 {:>7.2} ms  p99 {:>7.2} ms  errors {:<5} cpu {:>4.2}  rss {:>5.1} MiB{}",
         s.scenario,
@@ -129,5 +138,4 @@ pub async fn run<W: Op>(
             .map(|e| format!("  first error: {e}"))
             .unwrap_or_default()
     );
-    s
 }

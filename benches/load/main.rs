@@ -16,6 +16,7 @@ mod raw;
 mod report;
 mod scenarios;
 mod server;
+mod wrk;
 
 use std::time::Duration;
 

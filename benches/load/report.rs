@@ -207,7 +207,7 @@ pub fn write(
             let _ = writeln!(
                 md,
                 "| {} | {:.1} | {} | {:.2} | {:.2} | {} | {:.0}% | {:.1} |",
-                s.scenario.replace('_', " "),
+                s.scenario.replace('_', " ") + if s.client == "wrk" { " (wrk)" } else { "" },
                 s.ops_per_sec,
                 s.requests_per_op,
                 s.p50_ms,

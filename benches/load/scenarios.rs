@@ -240,15 +240,25 @@ pub async fn run_backend(backend: &Backend, k: &Knobs, pinned: bool) -> BackendR
     let dur = k.duration();
     let mut stats = Vec::new();
 
-    if k.wants("discovery") {
-        let w = fresh()
-            .into_iter()
-            .map(|b| Get(b, "/.well-known/openid-configuration"));
-        stats.push(run("discovery", 1, &mut w.collect::<Vec<_>>(), dur, None, pid).await);
-    }
-    if k.wants("jwks") {
-        let w = fresh().into_iter().map(|b| Get(b, "/jwks"));
-        stats.push(run("jwks", 1, &mut w.collect::<Vec<_>>(), dur, None, pid).await);
+    let use_wrk = crate::wrk::available();
+    for (scenario, path) in [
+        ("discovery", "/.well-known/openid-configuration"),
+        ("jwks", "/jwks"),
+    ] {
+        if !k.wants(scenario) {
+            continue;
+        }
+        let url = format!("{base}{path}");
+        let by_wrk = use_wrk
+            .then(|| crate::wrk::run(scenario, &url, n, k.seconds, pid, pinned))
+            .flatten();
+        match by_wrk {
+            Some(s) => stats.push(s),
+            None => {
+                let mut w: Vec<_> = fresh().into_iter().map(|b| Get(b, path)).collect();
+                stats.push(run(scenario, 1, &mut w, dur, None, pid).await);
+            }
+        }
     }
     if k.wants("client_credentials") {
         let w = fresh()
