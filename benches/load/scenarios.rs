@@ -26,6 +26,9 @@ pub struct BackendRun {
     pub load_peak_rss_mib: f64,
     pub live_sessions: usize,
     pub sessions_rss_mib: Option<f64>,
+    /// RSS just before the passkey sign-ins that topped the sessions up:
+    /// what the earlier scenarios left behind.
+    pub rss_before_top_up_mib: f64,
     /// Why there is no ES256 client-credentials figure, when there is none.
     pub es256_note: Option<String>,
     pub scenarios: Vec<Stats>,
@@ -366,6 +369,7 @@ pub async fn run_backend(backend: &Backend, k: &Knobs, pinned: bool) -> BackendR
         .sum::<u64>()
         + n as u64;
     let missing = (k.sessions as u64).saturating_sub(signed_in);
+    let rss_before_top_up_mib = rss_mib(pid).0;
     let top_up = run("sessions_top_up", 3, &mut pk, dur, Some(missing), pid).await;
     let live_sessions = (signed_in + top_up.ok) as usize;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -380,6 +384,7 @@ pub async fn run_backend(backend: &Backend, k: &Knobs, pinned: bool) -> BackendR
         load_peak_rss_mib,
         live_sessions,
         sessions_rss_mib: Some(sessions_rss_mib),
+        rss_before_top_up_mib,
         es256_note,
         scenarios: stats,
     }
