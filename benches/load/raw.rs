@@ -77,7 +77,9 @@ fn sign_rate(text: &str, what: &str) -> Option<f64> {
             .contains(what)
     })?;
     let nums: Vec<&str> = line.split_whitespace().collect();
-    nums.get(nums.len().checked_sub(2)?)?.parse().ok()
+    // A run the machine disturbed can print `inf` or 0: no figure then.
+    let rate: f64 = nums.get(nums.len().checked_sub(2)?)?.parse().ok()?;
+    (rate.is_finite() && rate > 0.0).then_some(rate)
 }
 
 /// Argon2id verifications per second on core 0, for two seconds.
