@@ -202,16 +202,17 @@ pub fn write(
         let _ = writeln!(md, "### {}\n", run.backend);
         let _ = writeln!(
             md,
-            "| scenario | ops/s | req/op | p50 ms | p99 ms | errors | server CPU | RSS MiB |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|"
+            "| scenario | ops/s | req/op | req/s | p50 ms | p99 ms | errors | server CPU | RSS MiB |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for s in &run.scenarios {
             let _ = writeln!(
                 md,
-                "| {} | {:.1} | {} | {:.2} | {:.2} | {} | {:.0}% | {:.1} |",
+                "| {} | {:.1} | {} | {:.0} | {:.2} | {:.2} | {} | {:.0}% | {:.1} |",
                 s.scenario.replace('_', " ") + if s.client == "wrk" { " (wrk)" } else { "" },
                 s.ops_per_sec,
                 s.requests_per_op,
+                s.ops_per_sec * f64::from(s.requests_per_op),
                 s.p50_ms,
                 s.p99_ms,
                 s.errors,

@@ -29,6 +29,8 @@ pub struct BackendRun {
     /// RSS just before the passkey sign-ins that topped the sessions up:
     /// what the earlier scenarios left behind.
     pub rss_before_top_up_mib: f64,
+    /// The passkey sign-ins that brought the live sessions to the target.
+    pub sessions_top_up: Stats,
     /// Why there is no ES256 client-credentials figure, when there is none.
     pub es256_note: Option<String>,
     pub scenarios: Vec<Stats>,
@@ -385,6 +387,7 @@ pub async fn run_backend(backend: &Backend, k: &Knobs, pinned: bool) -> BackendR
         live_sessions,
         sessions_rss_mib: Some(sessions_rss_mib),
         rss_before_top_up_mib,
+        sessions_top_up: top_up,
         es256_note,
         scenarios: stats,
     }
