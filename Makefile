@@ -2,14 +2,15 @@
 #
 #   make run    start the IdP at http://localhost:8080 (SQLite + in-memory state)
 #   make test   run the whole test suite
+#   make bench  load-test the release server, pinned to one core (target/bench/)
 #
-# Both first run `setup`, which installs missing system build packages with
+# Each first runs `setup`, which installs missing system build packages with
 # apt-get (only when a check below finds them missing).
 
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all setup test-setup build run test fuzz lint fmt clean
+.PHONY: all setup test-setup build run test bench fuzz lint fmt clean
 
 all: build
 
@@ -49,6 +50,23 @@ test-setup: setup
 
 test: test-setup
 	$(CARGO) test
+
+# The release server pinned to core 0 (taskset) under load from core 1, with the
+# raw OpenSSL and Argon2id rates of that core measured in the same run; writes
+# target/bench/*.json and target/bench/summary.md. `cargo bench` builds the
+# release binary it starts; wrk drives the stateless GETs, a Rust client
+# (benches/load/) the rest. Quick run: BENCH_SECONDS=1 BENCH_SESSIONS=500.
+# PostgreSQL + Redis too when PORTCULLIS_TEST_DATABASE_URL and
+# PORTCULLIS_TEST_REDIS_URL are set.
+bench: setup
+	@command -v taskset >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1 || { \
+		echo "bench: installing util-linux and openssl (taskset, openssl speed)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq util-linux openssl; }
+	@command -v wrk >/dev/null 2>&1 || { \
+		echo "bench: installing wrk (discovery and JWKS load)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk \
+		|| echo "bench: wrk could not be installed; the Rust load generator drives every scenario"; }
+	$(CARGO) bench --bench load
 
 # The property tests of every network parser, with many more cases.
 PROPTEST_CASES ?= 20000
