@@ -42,6 +42,8 @@ pub trait GrantRepo {
     ) -> Result<u64>;
     /// Live grants that came from one browser session.
     fn grants_of_session(&mut self, session_digest: &str) -> Result<Vec<Grant>>;
+    /// Every grant of a client, revoked ones too, oldest first.
+    fn grants_of_client(&mut self, client_id: &str) -> Result<Vec<Grant>>;
     fn insert_refresh_token(&mut self, token: &RefreshToken) -> Result<()>;
     fn refresh_token(&mut self, token_hash: &str) -> Result<Option<RefreshToken>>;
     /// Marks a refresh token used; false when it already was (a race lost).

@@ -8,6 +8,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::oidc::client_auth::{ASSERTION_TYPE, check_assertion_claims, parse_basic};
 use crate::protocol::oidc::discovery::paths;
 use crate::service::Services;
+use crate::store::Repo;
 
 /// Whatever a request carried to authenticate a client.
 #[derive(Debug, Clone, Default)]
@@ -20,6 +21,7 @@ pub struct ClientCredentials {
 }
 
 /// Who a request says it is and how it proves it, before any lookup.
+#[derive(Clone)]
 pub(super) struct Identified {
     pub client_id: String,
     pub method: AuthMethod,
@@ -27,7 +29,7 @@ pub(super) struct Identified {
     secret: Option<String>,
 }
 
-pub(super) fn invalid_client(why: &str) -> Error {
+fn invalid_client(why: &str) -> Error {
     Error::oauth(
         ErrorKind::Unauthenticated,
         "invalid_client",
@@ -109,9 +111,19 @@ pub(super) fn identify(creds: &ClientCredentials) -> Result<Identified> {
     Ok(who)
 }
 
+/// The client named, if it exists and its credentials hold (assertions
+/// apart), in the caller's transaction.
+pub(super) fn authenticate_in(r: &mut dyn Repo, who: &Identified) -> Result<Client> {
+    let client = r
+        .client(&who.client_id)?
+        .ok_or_else(|| invalid_client("unknown client"))?;
+    check_secret(&client, who)?;
+    Ok(client)
+}
+
 /// The method must be the client's registered one; a secret must match its
 /// stored digest (compared in constant time). Assertions are checked apart.
-pub(super) fn check_secret(client: &Client, who: &Identified) -> Result<()> {
+fn check_secret(client: &Client, who: &Identified) -> Result<()> {
     if client.auth_method != who.method {
         return Err(invalid_client(&format!(
             "this client must authenticate with {}",
@@ -144,11 +156,8 @@ impl Services {
         who: Identified,
         creds: &ClientCredentials,
     ) -> Result<Client> {
-        let client = self
-            .client(&who.client_id)
-            .await?
-            .ok_or_else(|| invalid_client("unknown client"))?;
-        check_secret(&client, &who)?;
+        let w = who.clone();
+        let client = self.db(move |r| authenticate_in(r, &w)).await?;
         if who.method == AuthMethod::PrivateKeyJwt {
             self.check_client_assertion(&client, creds.assertion.as_deref().unwrap_or(""))
                 .await?;

@@ -2,15 +2,16 @@
 
 use super::authorize::{CodeGrant, code_key, code_used_key};
 pub use super::client_auth::ClientCredentials;
-use super::client_auth::{check_secret, identify, invalid_client};
-use super::tokens::TokenResponse;
+use super::client_auth::{authenticate_in, identify};
+use super::tokens::{Subject, TokenResponse, refresh_token_for};
 use crate::crypto::sha256_hex;
-use crate::domain::{Client, Grant, GrantType};
+use crate::domain::{AuthMethod, Client, Grant, GrantType};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::lifecycle::admitting_activation;
 use crate::protocol::oidc::{pkce, scope};
-use crate::service::pim::{Elevation, Recipient};
+use crate::service::pim::{Elevation, Recipient, subject_for_issue_in};
 use crate::service::{Actor, Services, record};
+use crate::store::Repo;
 use chrono::Duration;
 use serde_json::json;
 
@@ -90,18 +91,8 @@ impl Services {
         client_id: &str,
     ) -> Result<()> {
         let (gid, cid, now) = (grant_id.to_string(), client_id.to_string(), self.now());
-        self.db(move |r| {
-            r.revoke_grant(&gid, now)?;
-            record(
-                r,
-                now,
-                &Actor::system(),
-                action,
-                &cid,
-                json!({"grant": gid}),
-            )
-        })
-        .await
+        self.db(move |r| revoke_grant_in(r, &gid, &cid, action, now))
+            .await
     }
 
     async fn redeem_code(&self, client: &Client, req: TokenRequest) -> Result<TokenResponse> {
@@ -244,98 +235,16 @@ impl Services {
             .await
     }
 
+    /// Rotates a refresh token. Every check, the user's claims, the
+    /// rotation and any revocation it causes happen in one transaction: one
+    /// round trip, and a reuse race has exactly one winner.
     async fn refresh(&self, client: &Client, req: TokenRequest) -> Result<TokenResponse> {
-        let token = req
-            .refresh_token
-            .as_deref()
-            .ok_or_else(|| invalid_request("refresh_token is missing"))?;
-        let hash = sha256_hex(token.as_bytes());
-        let h = hash.clone();
-        let found = self
-            .db(move |r| match r.refresh_token(&h)? {
-                Some(t) => Ok(r.grant(&t.grant_id)?.map(|g| (t, g))),
-                None => Ok(None),
-            })
+        let (hash, now) = (refresh_token_hash(&req)?, self.now());
+        let (c, asked) = (client.clone(), req.scope.clone());
+        let refreshed = self
+            .db(move |r| refresh_in(r, &c, &hash, asked.as_deref(), now))
             .await?;
-        let (stored, grant) = found.ok_or_else(|| invalid_grant("the refresh token is unknown"))?;
-        if grant.client_id != client.client_id {
-            return Err(invalid_grant(
-                "the refresh token was issued to another client",
-            ));
-        }
-        let now = self.now();
-        if stored.used_at.is_some() {
-            self.revoke_grant_for(&grant.id, "oidc.refresh_reuse", &client.client_id)
-                .await?;
-            return Err(invalid_grant(
-                "the refresh token was already used; the whole grant is revoked",
-            ));
-        }
-        if !grant.is_live(now) || stored.expires_at <= now {
-            return Err(invalid_grant(
-                "the refresh token has expired or was revoked",
-            ));
-        }
-        let scope = match req.scope.as_deref() {
-            None => grant.scope.clone(),
-            Some(s) => {
-                let asked = scope::parse(s);
-                if !asked.iter().all(|x| grant.scope.contains(x)) {
-                    return Err(Error::oauth(
-                        ErrorKind::InvalidInput,
-                        "invalid_scope",
-                        "a refresh cannot widen the scope",
-                    ));
-                }
-                asked
-            }
-        };
-        let user_id = grant
-            .user_id
-            .clone()
-            .ok_or_else(|| invalid_grant("not a user grant"))?;
-        let subject = match self
-            .subject_for_issue(user_id.as_str(), grant.client_ip.as_deref())
-            .await?
-        {
-            Some(s) if s.user.is_active() => s,
-            _ => {
-                self.revoke_grant_for(&grant.id, "oidc.refresh_inactive_user", &client.client_id)
-                    .await?;
-                return Err(invalid_grant("the user is no longer active"));
-            }
-        };
-        // A privileged client's refresh passes its gate again: without the
-        // window the grant was admitted under, the grant ends for good.
-        if admitted_under(client, &subject, grant.activation_id.as_deref()).is_err() {
-            self.revoke_grant_for(&grant.id, "oidc.refresh_elevation_ended", &client.client_id)
-                .await?;
-            return Err(invalid_grant(
-                "the elevation this grant was admitted under has ended",
-            ));
-        }
-        let (next, next_stored) = self.new_refresh_token(&grant);
-        let gid = grant.id.clone();
-        let won = self
-            .db(move |r| {
-                if !r.use_refresh_token(&hash, now)? {
-                    return Ok(false);
-                }
-                r.insert_refresh_token(&next_stored)?;
-                Ok(true)
-            })
-            .await?;
-        if !won {
-            // Another request redeemed it a moment ago: that is reuse too.
-            self.revoke_grant_for(&gid, "oidc.refresh_reuse", &client.client_id)
-                .await?;
-            return Err(invalid_grant(
-                "the refresh token was already used; the whole grant is revoked",
-            ));
-        }
-        let tokens = self.mint_tokens(client, &grant, &scope, Some(&subject), None, Some(next))?;
-        self.note_elevated(&grant, &subject, &tokens).await?;
-        Ok(tokens)
+        self.issue_refreshed(client, refreshed?).await
     }
 
     async fn client_credentials(
@@ -358,27 +267,169 @@ impl Services {
         req: TokenRequest,
     ) -> Result<TokenResponse> {
         let who = identify(creds)?;
-        if req.grant_type.as_deref() != Some(GrantType::ClientCredentials.as_str())
-            || !who.method.uses_secret()
-        {
-            let client = self.authenticate_identified(who, creds).await?;
-            return self.token(&client, req).await;
-        }
+        // A client assertion's replay check is asynchronous; every other
+        // method authenticates inside the grant's own transaction.
+        let grant_type = match (
+            who.method,
+            req.grant_type.as_deref().and_then(GrantType::parse),
+        ) {
+            (AuthMethod::PrivateKeyJwt, _) | (_, None | Some(GrantType::AuthorizationCode)) => {
+                let client = self.authenticate_identified(who, creds).await?;
+                return self.token(&client, req).await;
+            }
+            (_, Some(g)) => g,
+        };
         let now = self.now();
-        let (client, grant) = self
+        if grant_type == GrantType::ClientCredentials {
+            let (client, grant) = self
+                .db(move |r| {
+                    let client = authenticate_in(r, &who)?;
+                    check_grant_allowed(&client, grant_type)?;
+                    let grant = client_credentials_grant(&client, req.scope.as_deref(), now)?;
+                    r.insert_grant(&grant)?;
+                    Ok((client, grant))
+                })
+                .await?;
+            return self.mint_tokens(&client, &grant, &grant.scope, None, None, None);
+        }
+        let (client, refreshed) = self
             .db(move |r| {
-                let client = r
-                    .client(&who.client_id)?
-                    .ok_or_else(|| invalid_client("unknown client"))?;
-                check_secret(&client, &who)?;
-                check_grant_allowed(&client, GrantType::ClientCredentials)?;
-                let grant = client_credentials_grant(&client, req.scope.as_deref(), now)?;
-                r.insert_grant(&grant)?;
-                Ok((client, grant))
+                let client = authenticate_in(r, &who)?;
+                check_grant_allowed(&client, grant_type)?;
+                let hash = refresh_token_hash(&req)?;
+                let refreshed = refresh_in(r, &client, &hash, req.scope.as_deref(), now)?;
+                Ok((client, refreshed))
             })
             .await?;
-        self.mint_tokens(&client, &grant, &grant.scope, None, None, None)
+        self.issue_refreshed(&client, refreshed?).await
     }
+
+    async fn issue_refreshed(
+        &self,
+        client: &Client,
+        (grant, subject, scope, next): (Grant, Subject, Vec<String>, String),
+    ) -> Result<TokenResponse> {
+        let tokens = self.mint_tokens(client, &grant, &scope, Some(&subject), None, Some(next))?;
+        self.note_elevated(&grant, &subject, &tokens).await?;
+        Ok(tokens)
+    }
+}
+
+fn refresh_token_hash(req: &TokenRequest) -> Result<String> {
+    let token = req
+        .refresh_token
+        .as_deref()
+        .ok_or_else(|| invalid_request("refresh_token is missing"))?;
+    Ok(sha256_hex(token.as_bytes()))
+}
+
+/// What a refresh produced: the grant, its user, the scope and the next
+/// refresh token; or the refusal, after any revocation it called for.
+type Refreshed = std::result::Result<(Grant, Subject, Vec<String>, String), Error>;
+
+/// Ends a grant for good, with the reason on the audit trail.
+fn revoke_grant_in(
+    r: &mut dyn Repo,
+    grant_id: &str,
+    client_id: &str,
+    action: &'static str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    r.revoke_grant(grant_id, now)?;
+    record(
+        r,
+        now,
+        &Actor::system(),
+        action,
+        client_id,
+        json!({"grant": grant_id}),
+    )
+}
+
+/// The refresh grant's rules, in the caller's transaction. A refusal that
+/// revokes the grant returns `Ok(Err(..))` so that the revocation commits.
+fn refresh_in(
+    r: &mut dyn Repo,
+    client: &Client,
+    hash: &str,
+    asked: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Refreshed> {
+    let found = match r.refresh_token(hash)? {
+        Some(t) => r.grant(&t.grant_id)?.map(|g| (t, g)),
+        None => None,
+    };
+    let Some((stored, grant)) = found else {
+        return Ok(Err(invalid_grant("the refresh token is unknown")));
+    };
+    if grant.client_id != client.client_id {
+        return Ok(Err(invalid_grant(
+            "the refresh token was issued to another client",
+        )));
+    }
+    let reuse = "the refresh token was already used; the whole grant is revoked";
+    if stored.used_at.is_some() {
+        revoke_grant_in(r, &grant.id, &grant.client_id, "oidc.refresh_reuse", now)?;
+        return Ok(Err(invalid_grant(reuse)));
+    }
+    if !grant.is_live(now) || stored.expires_at <= now {
+        return Ok(Err(invalid_grant(
+            "the refresh token has expired or was revoked",
+        )));
+    }
+    let scope = match asked {
+        None => grant.scope.clone(),
+        Some(s) => {
+            let asked = scope::parse(s);
+            if !asked.iter().all(|x| grant.scope.contains(x)) {
+                return Ok(Err(Error::oauth(
+                    ErrorKind::InvalidInput,
+                    "invalid_scope",
+                    "a refresh cannot widen the scope",
+                )));
+            }
+            asked
+        }
+    };
+    let Some(user_id) = grant.user_id.clone() else {
+        return Ok(Err(invalid_grant("not a user grant")));
+    };
+    let subject =
+        match subject_for_issue_in(r, &user_id.to_string(), grant.client_ip.as_deref(), now)? {
+            Some(s) if s.user.is_active() => s,
+            _ => {
+                revoke_grant_in(
+                    r,
+                    &grant.id,
+                    &grant.client_id,
+                    "oidc.refresh_inactive_user",
+                    now,
+                )?;
+                return Ok(Err(invalid_grant("the user is no longer active")));
+            }
+        };
+    // A privileged client's refresh passes its gate again: without the
+    // window the grant was admitted under, the grant ends for good.
+    if admitted_under(client, &subject, grant.activation_id.as_deref()).is_err() {
+        revoke_grant_in(
+            r,
+            &grant.id,
+            &grant.client_id,
+            "oidc.refresh_elevation_ended",
+            now,
+        )?;
+        return Ok(Err(invalid_grant(
+            "the elevation this grant was admitted under has ended",
+        )));
+    }
+    // Another request redeemed it a moment ago: that is reuse too.
+    if !r.use_refresh_token(hash, now)? {
+        revoke_grant_in(r, &grant.id, &grant.client_id, "oidc.refresh_reuse", now)?;
+        return Ok(Err(invalid_grant(reuse)));
+    }
+    let (next, next_stored) = refresh_token_for(&grant, now);
+    r.insert_refresh_token(&next_stored)?;
+    Ok(Ok((grant, subject, scope, next)))
 }
 
 /// `unauthorized_client` unless the client registered this grant type.

@@ -84,6 +84,22 @@ pub fn add_elevation_claims(m: &mut Map<String, Value>, scope: &[String], s: &Su
     );
 }
 
+/// A new refresh token for `grant` and the digest stored for it.
+pub(crate) fn refresh_token_for(
+    grant: &Grant,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (String, RefreshToken) {
+    let token = random_token();
+    let stored = RefreshToken {
+        token_hash: sha256_hex(token.as_bytes()),
+        grant_id: grant.id.clone(),
+        created_at: now,
+        expires_at: grant.expires_at,
+        used_at: None,
+    };
+    (token, stored)
+}
+
 /// The user, their groups and directory roles, in the caller's transaction.
 pub(crate) fn load_subject(
     r: &mut dyn crate::store::Repo,
@@ -222,15 +238,7 @@ impl Services {
 
     /// A new refresh token for `grant`, stored as a digest.
     pub fn new_refresh_token(&self, grant: &Grant) -> (String, RefreshToken) {
-        let token = random_token();
-        let stored = RefreshToken {
-            token_hash: sha256_hex(token.as_bytes()),
-            grant_id: grant.id.clone(),
-            created_at: self.now(),
-            expires_at: grant.expires_at,
-            used_at: None,
-        };
-        (token, stored)
+        refresh_token_for(grant, self.now())
     }
 
     /// Checks an access token: our signature, `at+jwt`, our issuer, not

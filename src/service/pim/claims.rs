@@ -116,20 +116,9 @@ impl Services {
         user_id: &str,
         ip: Option<&str>,
     ) -> Result<Option<Subject>> {
-        let (id, ip, now) = (UserId::from_stored(user_id), parse_ip(ip), self.now());
-        self.db(move |r| {
-            let Some(mut s) = load_subject(r, &id)? else {
-                return Ok(None);
-            };
-            s.elevations = elevations_in(r, &s.user.id, ip, now)?;
-            for e in &s.elevations {
-                if !s.roles.contains(&e.role) {
-                    s.roles.push(e.role.clone());
-                }
-            }
-            Ok(Some(s))
-        })
-        .await
+        let (id, ip, now) = (user_id.to_string(), ip.map(str::to_string), self.now());
+        self.db(move |r| subject_for_issue_in(r, &id, ip.as_deref(), now))
+            .await
     }
 
     /// Rule 5, a privileged application's gate. `None` lets the user in;
@@ -251,4 +240,23 @@ pub(crate) fn elevations_still_active_in(
         }
     }
     Ok(true)
+}
+
+/// [`Services::subject_for_issue`] in the caller's transaction.
+pub(crate) fn subject_for_issue_in(
+    r: &mut dyn crate::store::Repo,
+    user_id: &str,
+    ip: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<Subject>> {
+    let Some(mut s) = load_subject(r, &UserId::from_stored(user_id))? else {
+        return Ok(None);
+    };
+    s.elevations = elevations_in(r, &s.user.id, parse_ip(ip), now)?;
+    for e in &s.elevations {
+        if !s.roles.contains(&e.role) {
+            s.roles.push(e.role.clone());
+        }
+    }
+    Ok(Some(s))
 }

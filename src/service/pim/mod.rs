@@ -10,8 +10,8 @@ mod request;
 mod sweep;
 mod view;
 
-pub(crate) use claims::elevations_still_active_in;
 pub use claims::{Elevation, Gate, Recipient, window_end};
+pub(crate) use claims::{elevations_still_active_in, subject_for_issue_in};
 pub use request::ElevationInput;
 pub use view::{ApprovalItem, EligibilityView, RequestView};
 

@@ -121,6 +121,16 @@ impl GrantRepo for DbConn {
             .collect())
     }
 
+    fn grants_of_client(&mut self, client_id: &str) -> Result<Vec<Grant>> {
+        Ok(g::table
+            .filter(g::client_id.eq(client_id))
+            .order(g::created_at.asc())
+            .load::<GrantRow>(self)?
+            .into_iter()
+            .map(GrantRow::into_domain)
+            .collect())
+    }
+
     fn insert_refresh_token(&mut self, t: &RefreshToken) -> Result<()> {
         diesel::insert_into(rt::table)
             .values((

@@ -4,6 +4,7 @@ mod access_alg;
 mod admin;
 mod cli;
 mod flow;
+mod one_trip;
 pub mod rules;
 
 use crate::common::{Browser, PASSWORD, TestServer};
