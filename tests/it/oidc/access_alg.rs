@@ -26,22 +26,12 @@ pub fn key_type(alg: &str) -> (&'static str, Option<&'static str>) {
 
 /// The JWK Set as a resource server finds it: discovery's `jwks_uri`.
 pub async fn discovered_jwks(srv: &TestServer) -> Vec<Value> {
-    let meta: Value = http()
-        .get(srv.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let set: Value = http()
-        .get(meta["jwks_uri"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let get = |url: String| async move {
+        let r = http().get(url).send().await.unwrap();
+        r.json::<Value>().await.unwrap()
+    };
+    let meta = get(srv.url("/.well-known/openid-configuration")).await;
+    let set = get(meta["jwks_uri"].as_str().unwrap().to_string()).await;
     set["keys"].as_array().unwrap().clone()
 }
 

@@ -22,14 +22,20 @@ fn run_cli(config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_cli_round_trip_and_a_post_authenticated_client() {
+/// A server, and a config file pointing the CLI at its database (kept
+/// while the directory lives).
+async fn server_and_config() -> (TestServer, tempfile::TempDir, std::path::PathBuf) {
     let env = crate::common::TestEnv::new(Backend::Embedded);
     let db = env.settings.database.url.expose().to_string();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("p.toml");
     std::fs::write(&config, format!("[database]\nurl = \"{db}\"\n")).unwrap();
-    let srv = TestServer::start_with(env).await;
+    (TestServer::start_with(env).await, dir, config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_cli_round_trip_and_a_post_authenticated_client() {
+    let (srv, _dir, config) = server_and_config().await;
     srv.user("hal").await;
 
     let (ok, out, err) = run_cli(
@@ -208,12 +214,7 @@ async fn client_cli_round_trip_and_a_post_authenticated_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_cli_sets_and_changes_the_access_token_algorithm() {
-    let env = crate::common::TestEnv::new(Backend::Embedded);
-    let db = env.settings.database.url.expose().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("p.toml");
-    std::fs::write(&config, format!("[database]\nurl = \"{db}\"\n")).unwrap();
-    let srv = TestServer::start_with(env).await;
+    let (srv, _dir, config) = server_and_config().await;
     let keys = discovered_jwks(&srv).await;
     let listed = |config: &std::path::Path| {
         let (ok, out, err) = run_cli(config, &["client", "list", "--json"]);
