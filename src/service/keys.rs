@@ -141,26 +141,24 @@ impl KeyCache {
     /// Rebuilds the ring from stored rows, parsing only keys not held yet.
     fn refresh(&self, stored: Vec<StoredKey>) -> Result<Arc<KeyRing>> {
         let old = self.current();
-        let mut known: HashMap<&str, &Arc<SigningKey>> = old
+        let mut known: HashMap<&str, &LoadedKey> = old
             .keys
             .iter()
-            .map(|k| (k.stored.kid.as_str(), &k.signer))
+            .map(|k| (k.stored.kid.as_str(), k))
             .collect();
         let mut keys = Vec::with_capacity(stored.len());
         for s in stored {
-            let signer = match known.remove(s.kid.as_str()) {
-                Some(k) => k.clone(),
+            let (signer, verifier) = match known.remove(s.kid.as_str()) {
+                Some(k) => (k.signer.clone(), k.verifier.clone()),
                 None => {
                     let der = self.sealer.open(&s.sealed_private_key, &Self::aad(&s.kid)).map_err(|e| {
                         Error::internal(format!("cannot unseal key {}: {e} (is keys.encryption_key the one it was sealed with?)", s.kid))
                     })?;
-                    Arc::new(
-                        SigningKey::from_pkcs8_der(s.alg, &der)
-                            .map_err(|e| Error::internal(format!("stored key {}: {e}", s.kid)))?,
-                    )
+                    let signer = SigningKey::from_pkcs8_der(s.alg, &der)
+                        .map_err(|e| Error::internal(format!("stored key {}: {e}", s.kid)))?;
+                    (Arc::new(signer), VerifyingKey::parse(s.public_jwk.clone()))
                 }
             };
-            let verifier = VerifyingKey::parse(s.public_jwk.clone());
             keys.push(LoadedKey {
                 stored: s,
                 signer,

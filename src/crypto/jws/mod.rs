@@ -183,12 +183,7 @@ fn parse_claims(payload: &[u8]) -> Result<Value, JwsError> {
 /// a JWK with "use" other than "sig", malformed base64/JSON, extra segments, and bad signatures.
 /// When the header has no kid, try the keys that fit the alg.
 pub fn verify(token: &str, jwks: &[Value], allowed: &[Alg]) -> Result<Value, JwsError> {
-    verify_among(token, jwks, allowed)
-}
-
-/// As [`verify`], with keys parsed beforehand (our own key ring).
-pub fn verify_with<K: Key>(token: &str, keys: &[K], allowed: &[Alg]) -> Result<Value, JwsError> {
-    verify_among(token, keys, allowed)
+    verify_with(token, jwks, allowed)
 }
 
 /// A key a token may name: its JWK, and its public key (parsed now or before).
@@ -225,7 +220,8 @@ impl<K: Key> Key for &K {
     }
 }
 
-fn verify_among<K: Key>(token: &str, keys: &[K], allowed: &[Alg]) -> Result<Value, JwsError> {
+/// As [`verify`], with keys that may be parsed beforehand (our own key ring).
+pub fn verify_with<K: Key>(token: &str, keys: &[K], allowed: &[Alg]) -> Result<Value, JwsError> {
     let parts = split(token)?;
     let alg = Alg::parse(&parts.header.alg)
         .filter(|a| allowed.contains(a))

@@ -1,6 +1,5 @@
 //! Private signing keys, held by OpenSSL.
 
-use super::public::VerifyingKey;
 use super::{
     Alg, JwsError, MIN_RSA_BITS, RSA_GENERATE_BITS, b64, json_str, jwk_thumbprint, key_err, p256,
 };
@@ -184,11 +183,6 @@ impl SigningKey {
                 .and_then(|mut s| s.sign_oneshot_to_vec(msg))
                 .map_err(key_err),
         }
-    }
-
-    /// The public half, parsed once, for verifying what this key signed.
-    pub fn verifying_key(&self) -> VerifyingKey {
-        VerifyingKey::parse(self.public_jwk())
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::authorize::{CodeGrant, code_key, code_used_key};
 pub use super::client_auth::ClientCredentials;
-use super::client_auth::{authenticate_in, identify};
+use super::client_auth::{Identified, authenticate_in, identify};
 use super::tokens::{Subject, TokenResponse, refresh_token_for};
 use crate::crypto::sha256_hex;
 use crate::domain::{AuthMethod, Client, Grant, GrantType};
@@ -79,8 +79,14 @@ impl Services {
         check_grant_allowed(client, g)?;
         match g {
             GrantType::AuthorizationCode => self.redeem_code(client, req).await,
-            GrantType::RefreshToken => self.refresh(client, req).await,
-            GrantType::ClientCredentials => self.client_credentials(client, req).await,
+            GrantType::RefreshToken => {
+                self.refresh(Caller::Authenticated(Box::new(client.clone())), req)
+                    .await
+            }
+            GrantType::ClientCredentials => {
+                self.client_credentials(Caller::Authenticated(Box::new(client.clone())), req)
+                    .await
+            }
         }
     }
 
@@ -177,7 +183,7 @@ impl Services {
             client_ip: cg.ip.clone(),
             activation_id: admitted.map(|e| e.request_id),
         };
-        let refresh = offline.then(|| self.new_refresh_token(&grant));
+        let refresh = offline.then(|| refresh_token_for(&grant, now));
         let (g, rt, actor) = (
             grant.clone(),
             refresh.as_ref().map(|r| r.1.clone()),
@@ -238,80 +244,79 @@ impl Services {
     /// Rotates a refresh token. Every check, the user's claims, the
     /// rotation and any revocation it causes happen in one transaction: one
     /// round trip, and a reuse race has exactly one winner.
-    async fn refresh(&self, client: &Client, req: TokenRequest) -> Result<TokenResponse> {
-        let (hash, now) = (refresh_token_hash(&req)?, self.now());
-        let (c, asked) = (client.clone(), req.scope.clone());
-        let refreshed = self
-            .db(move |r| refresh_in(r, &c, &hash, asked.as_deref(), now))
+    async fn refresh(&self, caller: Caller, req: TokenRequest) -> Result<TokenResponse> {
+        let now = self.now();
+        let (client, refreshed) = self
+            .db(move |r| {
+                let client = caller.client_in(r, GrantType::RefreshToken)?;
+                let hash = refresh_token_hash(&req)?;
+                let refreshed = refresh_in(r, &client, &hash, req.scope.as_deref(), now)?;
+                Ok((client, refreshed))
+            })
             .await?;
-        self.issue_refreshed(client, refreshed?).await
+        let (grant, subject, scope, next) = refreshed?;
+        let tokens = self.mint_tokens(&client, &grant, &scope, Some(&subject), None, Some(next))?;
+        self.note_elevated(&grant, &subject, &tokens).await?;
+        Ok(tokens)
     }
 
-    async fn client_credentials(
-        &self,
-        client: &Client,
-        req: TokenRequest,
-    ) -> Result<TokenResponse> {
-        let grant = client_credentials_grant(client, req.scope.as_deref(), self.now())?;
-        let g = grant.clone();
-        self.db(move |r| r.insert_grant(&g)).await?;
-        self.mint_tokens(client, &grant, &grant.scope, None, None, None)
+    async fn client_credentials(&self, caller: Caller, req: TokenRequest) -> Result<TokenResponse> {
+        let now = self.now();
+        let (client, grant) = self
+            .db(move |r| {
+                let client = caller.client_in(r, GrantType::ClientCredentials)?;
+                let grant = client_credentials_grant(&client, req.scope.as_deref(), now)?;
+                r.insert_grant(&grant)?;
+                Ok((client, grant))
+            })
+            .await?;
+        self.mint_tokens(&client, &grant, &grant.scope, None, None, None)
     }
 
     /// The token endpoint: authenticates the client, then answers its grant.
-    /// `client_credentials` with a secret, the commonest machine call, does
-    /// both and records the grant in one database round trip.
+    /// For `client_credentials` and `refresh_token` the client authenticates
+    /// inside the grant's own transaction (one round trip per token), except
+    /// with a client assertion, whose replay check is asynchronous.
     pub async fn token_endpoint(
         &self,
         creds: &ClientCredentials,
         req: TokenRequest,
     ) -> Result<TokenResponse> {
         let who = identify(creds)?;
-        // A client assertion's replay check is asynchronous; every other
-        // method authenticates inside the grant's own transaction.
-        let grant_type = match (
-            who.method,
-            req.grant_type.as_deref().and_then(GrantType::parse),
-        ) {
-            (AuthMethod::PrivateKeyJwt, _) | (_, None | Some(GrantType::AuthorizationCode)) => {
-                let client = self.authenticate_identified(who, creds).await?;
-                return self.token(&client, req).await;
+        let in_transaction = who.method != AuthMethod::PrivateKeyJwt;
+        match req.grant_type.as_deref().and_then(GrantType::parse) {
+            Some(GrantType::ClientCredentials) if in_transaction => {
+                self.client_credentials(Caller::Identified(who), req).await
             }
-            (_, Some(g)) => g,
-        };
-        let now = self.now();
-        if grant_type == GrantType::ClientCredentials {
-            let (client, grant) = self
-                .db(move |r| {
-                    let client = authenticate_in(r, &who)?;
-                    check_grant_allowed(&client, grant_type)?;
-                    let grant = client_credentials_grant(&client, req.scope.as_deref(), now)?;
-                    r.insert_grant(&grant)?;
-                    Ok((client, grant))
-                })
-                .await?;
-            return self.mint_tokens(&client, &grant, &grant.scope, None, None, None);
+            Some(GrantType::RefreshToken) if in_transaction => {
+                self.refresh(Caller::Identified(who), req).await
+            }
+            _ => {
+                let client = self.authenticate_identified(who, creds).await?;
+                self.token(&client, req).await
+            }
         }
-        let (client, refreshed) = self
-            .db(move |r| {
-                let client = authenticate_in(r, &who)?;
-                check_grant_allowed(&client, grant_type)?;
-                let hash = refresh_token_hash(&req)?;
-                let refreshed = refresh_in(r, &client, &hash, req.scope.as_deref(), now)?;
-                Ok((client, refreshed))
-            })
-            .await?;
-        self.issue_refreshed(&client, refreshed?).await
     }
+}
 
-    async fn issue_refreshed(
-        &self,
-        client: &Client,
-        (grant, subject, scope, next): (Grant, Subject, Vec<String>, String),
-    ) -> Result<TokenResponse> {
-        let tokens = self.mint_tokens(client, &grant, &scope, Some(&subject), None, Some(next))?;
-        self.note_elevated(&grant, &subject, &tokens).await?;
-        Ok(tokens)
+/// The calling client as a grant's transaction meets it: authenticated
+/// already, or identified and to be authenticated inside the transaction.
+enum Caller {
+    Authenticated(Box<Client>),
+    Identified(Identified),
+}
+
+impl Caller {
+    /// The client, authenticated and allowed grant `g`.
+    fn client_in(&self, r: &mut dyn Repo, g: GrantType) -> Result<Client> {
+        match self {
+            Caller::Authenticated(client) => Ok(Client::clone(client)),
+            Caller::Identified(who) => {
+                let client = authenticate_in(r, who)?;
+                check_grant_allowed(&client, g)?;
+                Ok(client)
+            }
+        }
     }
 }
 

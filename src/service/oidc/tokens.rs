@@ -236,11 +236,6 @@ impl Services {
         })
     }
 
-    /// A new refresh token for `grant`, stored as a digest.
-    pub fn new_refresh_token(&self, grant: &Grant) -> (String, RefreshToken) {
-        refresh_token_for(grant, self.now())
-    }
-
     /// Checks an access token: our signature, `at+jwt`, our issuer, not
     /// expired, not revoked, and its grant still live. Any of our algorithms
     /// will do: each client picks its own, and may change it while tokens
@@ -280,37 +275,38 @@ impl Services {
         let (now, idle) = (self.now(), self.idle_timeout()?);
         // Liveness in one round trip: the grant, its user, its session, the
         // revoked jti list and the elevation windows, read together.
-        let liveness = self
+        let (grant, username) = self
             .db(move |r| {
-                let Some(grant) = r.grant(&grant_id)? else {
-                    return Ok(Err("the access token has been revoked"));
-                };
+                let revoked = || invalid("the access token has been revoked");
+                let grant = r
+                    .grant(&grant_id)?
+                    .filter(|g| g.is_live(now))
+                    .ok_or_else(revoked)?;
+                if r.is_jti_revoked(&jti)? {
+                    return Err(revoked());
+                }
                 // A token of a user who was disabled since is dead too.
-                let user = match &grant.user_id {
+                let username = match &grant.user_id {
                     Some(u) => match r.user_by_id(u)? {
-                        Some(u) if u.is_active() => Some(u),
-                        _ => return Ok(Err("the access token has been revoked")),
+                        Some(u) if u.is_active() => Some(u.username.to_string()),
+                        _ => return Err(revoked()),
                     },
                     None => None,
                 };
                 // And so is one whose sign-in has ended (a timed-out session
                 // is ended here), unless it was granted for offline use.
-                let ended = grant.is_live(now)
-                    && !lifecycle::survives_session(r, &grant)?
-                    && match &grant.session_digest {
-                        Some(d) => lifecycle::live_session_in(r, d, now, idle)?.is_none(),
-                        None => false,
-                    };
-                if ended || !grant.is_live(now) || r.is_jti_revoked(&jti)? {
-                    return Ok(Err("the access token has been revoked"));
+                if !lifecycle::survives_session(r, &grant)?
+                    && let Some(d) = &grant.session_digest
+                    && lifecycle::live_session_in(r, d, now, idle)?.is_none()
+                {
+                    return Err(revoked());
                 }
                 if !crate::service::pim::elevations_still_active_in(r, &activations, now)? {
-                    return Ok(Err("the elevation this token carried has ended"));
+                    return Err(invalid("the elevation this token carried has ended"));
                 }
-                Ok(Ok((grant, user.map(|u| u.username.to_string()))))
+                Ok((grant, username))
             })
             .await?;
-        let (grant, username) = liveness.map_err(invalid)?;
         Ok(AccessToken {
             claims,
             grant,
