@@ -48,6 +48,22 @@ pub(crate) fn failure(out: &Output) -> (i32, String) {
     )
 }
 
+/// What the CLI did: whether it succeeded, its output, its errors.
+pub(crate) fn run_cli(config: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = portcullis(config, args, None);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// A config file in `dir` that points the CLI at the database of `env`.
+pub(crate) fn config_for(dir: &Path, env: &TestEnv) -> std::path::PathBuf {
+    let db = env.settings.database.url.expose();
+    write_config(dir, &format!("[database]\nurl = \"{db}\"\n"))
+}
+
 pub(crate) fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
     let p = dir.join("portcullis.toml");
     std::fs::write(&p, text).unwrap();

@@ -125,10 +125,8 @@ async fn an_sp_that_requires_mfa_gets_request_denied_for_password_only_users() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_requirement_applies_to_its_members_only() {
     let env = TestEnv::new(Backend::Embedded);
-    let db = env.settings.database.url.expose().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("p.toml");
-    std::fs::write(&config, format!("[database]\nurl = \"{db}\"\n")).unwrap();
+    let config = crate::cli::config_for(dir.path(), &env);
     let srv = TestServer::start_with(env).await;
     srv.user("pat").await;
     srv.user("quinn").await;
@@ -140,24 +138,13 @@ async fn a_group_requirement_applies_to_its_members_only() {
         .set_membership(&Actor::cli(), "finance", "pat", true)
         .await
         .unwrap();
-    let cli = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let out = cli(&["group", "set-require", "finance", "mfa"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bad = cli(&["group", "set-require", "finance", "strong"]);
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("use pwd, mfa or phr"));
-    let listed = String::from_utf8(cli(&["group", "list", "--json"]).stdout).unwrap();
+    let cli = |args: &[&str]| crate::cli::run_cli(&config, args);
+    let (ok, _, err) = cli(&["group", "set-require", "finance", "mfa"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(&["group", "set-require", "finance", "strong"]);
+    assert!(!ok);
+    assert!(err.contains("use pwd, mfa or phr"));
+    let (_, listed, _) = cli(&["group", "list", "--json"]);
     assert!(listed.contains("urn:portcullis:acr:mfa"), "{listed}");
 
     let c = crate::oidc::client(&srv, crate::oidc::draft("wiki")).await;
@@ -182,11 +169,7 @@ async fn a_group_requirement_applies_to_its_members_only() {
         "non-members sign in as before"
     );
 
-    assert!(
-        cli(&["group", "set-require", "finance", "none"])
-            .status
-            .success()
-    );
+    assert!(cli(&["group", "set-require", "finance", "none"]).0);
     let page = member
         .get_url(&crate::oidc::authorize_url(&srv, &c, &[]))
         .await;

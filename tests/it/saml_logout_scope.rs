@@ -127,10 +127,8 @@ async fn scoped_logout(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sp_cli_sets_the_unsigned_logout_opt_in() {
     let env = crate::common::TestEnv::new(Backend::Embedded);
-    let db = env.settings.database.url.expose().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("p.toml");
-    std::fs::write(&config, format!("[database]\nurl = \"{db}\"\n")).unwrap();
+    let config = crate::cli::config_for(dir.path(), &env);
     let cert = dir.path().join("sp.pem");
     let key = crate::saml_signed::sp_key();
     std::fs::write(
@@ -142,19 +140,7 @@ async fn sp_cli_sets_the_unsigned_logout_opt_in() {
     )
     .unwrap();
     let _srv = TestServer::start_with(env).await;
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
+    let run = |args: &[&str]| crate::cli::run_cli(&config, args);
     let add = ["sp", "add", "--acs-url", "https://x.example/acs", "--json"];
     let (ok, out, err) = run(&[&add[..], &["--entity-id", "https://a.example"]].concat());
     assert!(ok, "{err}");

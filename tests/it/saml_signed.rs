@@ -185,10 +185,8 @@ async fn signed_post_requests_are_verified_and_tampering_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sp_cli_registers_from_metadata_with_default_mappings() {
     let env = crate::common::TestEnv::new(Backend::Embedded);
-    let db = env.settings.database.url.expose().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("p.toml");
-    std::fs::write(&config, format!("[database]\nurl = \"{db}\"\n")).unwrap();
+    let config = crate::cli::config_for(dir.path(), &env);
     let metadata = dir.path().join("sp.xml");
     std::fs::write(
         &metadata,
@@ -198,19 +196,7 @@ async fn sp_cli_registers_from_metadata_with_default_mappings() {
     )
     .unwrap();
     let _srv = TestServer::start_with(env).await;
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
+    let run = |args: &[&str]| crate::cli::run_cli(&config, args);
     let (ok, out, err) = run(&[
         "sp",
         "add",

@@ -4,17 +4,14 @@
 
 use crate::common::{Backend, TestEnv, TestServer};
 use crate::pim::{ROLE, Receiver, open_policy, privileged_role, request, signed_in, tokens};
-use std::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoke_from_the_cli_reaches_the_apps_through_the_server() {
     let hooks = Receiver::start(1).await;
     let mut env = TestEnv::new(Backend::Embedded);
     env.settings.pim.sweep_interval = std::time::Duration::from_millis(100);
-    let db = env.settings.database.url.expose().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("portcullis.toml");
-    std::fs::write(&config, format!("[database]\nurl = \"{db}\"\n")).unwrap();
+    let config = crate::cli::config_for(dir.path(), &env);
     // The CLI runs on the real clock: so does this server.
     let srv = TestServer::start_at(env, crate::common::now_secs()).await;
     let b = signed_in(&srv, "ada").await;
@@ -36,18 +33,9 @@ async fn a_revoke_from_the_cli_reaches_the_apps_through_the_server() {
     // The CLI runs in its own process, with no signing key loaded and no
     // server of its own: it only records the change and queues the notices.
     let id = q["id"].as_str().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .arg("--config")
-        .arg(&config)
-        .args(["pim", "revoke", id, "--reason", "incident 7"])
-        .env_remove("PORTCULLIS_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, _, err) =
+        crate::cli::run_cli(&config, &["pim", "revoke", id, "--reason", "incident 7"]);
+    assert!(ok, "{err}");
 
     // Queued at the CLI's (real) time: bring the server's clock there.
     srv.clock.set(crate::common::now_secs());

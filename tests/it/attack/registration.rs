@@ -115,10 +115,8 @@ async fn registration_refuses_redirect_uris_that_would_not_be_used_as_written() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_refuses_a_malformed_redirect_uri_in_one_line() {
     let env = TestEnv::new(Backend::Embedded);
-    let db = env.settings.database.url.expose().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("p.toml");
-    std::fs::write(&config, format!("[database]\nurl = \"{db}\"\n")).unwrap();
+    let config = crate::cli::config_for(dir.path(), &env);
     let srv = TestServer::start_with(env).await;
     for (bad, because) in MALFORMED {
         for flag in ["--redirect-uri", "--post-logout-redirect-uri"] {

@@ -2,7 +2,7 @@
 //! nothing, a full store refuses new anonymous work with 503, and a Redis
 //! that may evict keys is reported as not ready.
 
-use crate::common::{Backend, PASSWORD, TestEnv, TestServer};
+use crate::common::{Backend, Browser, PASSWORD, TestEnv, TestServer};
 use crate::oidc::{authorize_url, client, draft};
 
 fn small_store() -> TestEnv {
@@ -10,6 +10,16 @@ fn small_store() -> TestEnv {
     // Twenty entries per shard.
     env.settings.ephemeral.max_entries = 320;
     env
+}
+
+/// After three failures, two more lock alice's account (five allowed):
+/// even her right password is refused.
+async fn assert_two_more_failures_lock(b: &Browser) {
+    for _ in 0..2 {
+        b.login("alice", "wrong password").await;
+    }
+    let p = b.login("alice", PASSWORD).await;
+    assert_eq!(p.status, 429, "the account must be locked: {}", p.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,12 +38,8 @@ async fn page_views_cannot_flush_the_lockout() {
         let r = http.get(srv.url("/login")).send().await.unwrap();
         assert_eq!(r.status(), 200);
     }
-    // The counter survived: two more failures lock the account.
-    for _ in 0..2 {
-        b.login("alice", "wrong password").await;
-    }
-    let p = b.login("alice", PASSWORD).await;
-    assert_eq!(p.status, 429, "the account must be locked: {}", p.body);
+    // The counter survived.
+    assert_two_more_failures_lock(&b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,11 +68,7 @@ async fn a_full_store_refuses_new_anonymous_work_and_keeps_counters() {
     let body = refused.expect("a full store refuses new work");
     assert!(body.contains("too busy"), "{body}");
     // The failure counter is still there and still counts.
-    for _ in 0..2 {
-        b.login("alice", "wrong password").await;
-    }
-    let p = b.login("alice", PASSWORD).await;
-    assert_eq!(p.status, 429, "{}", p.body);
+    assert_two_more_failures_lock(&b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,33 +3,18 @@
 use super::access_alg::{assert_signed_with, discovered_jwks};
 use super::rules::introspect;
 use super::{REDIRECT, VERIFIER, authorize_url, jwks, param, post_token};
+use crate::cli::run_cli;
 use crate::common::{Backend, PASSWORD, TestServer};
 use portcullis::domain::SigningAlg;
 use portcullis::service::oidc::clients::NewClient;
 use serde_json::{Value, json};
 
-fn run_cli(config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
 /// A server, and a config file pointing the CLI at its database (kept
 /// while the directory lives).
 async fn server_and_config() -> (TestServer, tempfile::TempDir, std::path::PathBuf) {
     let env = crate::common::TestEnv::new(Backend::Embedded);
-    let db = env.settings.database.url.expose().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("p.toml");
-    std::fs::write(&config, format!("[database]\nurl = \"{db}\"\n")).unwrap();
+    let config = crate::cli::config_for(dir.path(), &env);
     (TestServer::start_with(env).await, dir, config)
 }
 

@@ -61,33 +61,9 @@ async fn ask(b: &Browser, role: &str, minutes: i64, start: Option<String>) -> Va
     q
 }
 
-pub(super) async fn decide(b: &Browser, id: &Value, decision: &str) -> (u16, Value) {
-    let r = b
-        .http
-        .post(api(
-            b,
-            &format!("/api/v1/approvals/{}", id.as_str().unwrap()),
-        ))
-        .json(&json!({"decision": decision, "comment": "checked the ticket"}))
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
 async fn state_of(b: &Browser, id: &Value) -> String {
-    let v: Value = b
-        .http
-        .get(api(
-            b,
-            &format!("/api/v1/me/elevations/{}", id.as_str().unwrap()),
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let path = format!("/api/v1/me/elevations/{}", id.as_str().unwrap());
+    let v = get_json(b, &path).await;
     v["state"].as_str().unwrap_or_default().to_string()
 }
 
@@ -227,15 +203,7 @@ async fn issuance_and_approval_recheck_eligibility_before_any_sweep() {
         assert_eq!(introspect(&srv, &c, &at).await["active"], false);
         // The inbox no longer offers it; approval re-checks, refuses and
         // withdraws the request.
-        let inbox: Value = bob
-            .http
-            .get(api(&bob, "/api/v1/approvals"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let inbox: Value = get_json(&bob, "/api/v1/approvals").await;
         assert_eq!(inbox["approvals"], json!([]), "{backend:?}");
         let (st, e) = decide(&bob, &pending["id"], "approve").await;
         assert_eq!(

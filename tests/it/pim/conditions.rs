@@ -7,17 +7,6 @@ use crate::common::{Backend, TestEnv, TestServer};
 use crate::pim::ending::{webhook, webhook_settings};
 use chrono::Duration;
 
-async fn my_elevations(b: &Browser) -> Value {
-    b.http
-        .get(api(b, "/api/v1/me/elevations"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 fn body(reason: &str, minutes: i64, ticket: Option<&str>, start: Option<String>) -> Value {
     json!({"role": ROLE, "duration_seconds": minutes * 60, "reason": reason,
            "ticket": ticket, "start": start})
@@ -120,7 +109,7 @@ async fn conditions_refuse_clearly_and_windows_start_and_expire_by_themselves() 
     srv.clock.advance(Duration::hours(1));
     webhook(&hooks, "expired", &q["id"]).await;
     webhook(&hooks, "activated", &s["id"]).await;
-    let mine = my_elevations(&bob).await;
+    let mine = get_json(&bob, "/api/v1/me/elevations").await;
     assert_eq!(mine["elevations"][0]["state"], "active", "{mine}");
 
     // Removing carol's eligibility ends her window with it.
@@ -194,7 +183,7 @@ async fn conditions_refuse_clearly_and_windows_start_and_expire_by_themselves() 
     srv.clock.advance(Duration::hours(24));
     webhook(&hooks, "expired", &p["id"]).await;
     assert_eq!(ada.login("ada", PASSWORD).await.status, 303, "a day later");
-    let mine = my_elevations(&ada).await;
+    let mine = get_json(&ada, "/api/v1/me/elevations").await;
     assert_eq!(mine["elevations"][0]["state"], "expired", "{mine}");
     assert_eq!(mine["elevations"][0]["close_reason"], "no decision in time");
 }

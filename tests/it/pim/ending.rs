@@ -145,15 +145,7 @@ async fn ending_revoking_and_expiry_reach_every_recipient() {
         .set_membership(&Actor::cli(), "admins", "root", true)
         .await
         .unwrap();
-    let open: Value = admin
-        .http
-        .get(api(&admin, "/api/v1/elevations"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let open: Value = get_json(&admin, "/api/v1/elevations").await;
     assert_eq!(open["elevations"][0]["id"], q["id"], "{open}");
     let r = revoke(&admin).await.unwrap();
     assert_eq!(r.status(), 200);
@@ -296,12 +288,9 @@ async fn webhooks_are_retried_with_backoff_and_logged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_sets_policies_and_eligibility_and_lists_json() {
-    use std::process::Command;
     let env = TestEnv::new(Backend::Embedded);
-    let db = env.settings.database.url.expose().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("portcullis.toml");
-    std::fs::write(&config, format!("[database]\nurl = \"{db}\"\n")).unwrap();
+    let config = crate::cli::config_for(dir.path(), &env);
     let srv = TestServer::start_with(env).await;
     srv.user("ada").await;
     srv.services
@@ -312,20 +301,7 @@ async fn the_cli_sets_policies_and_eligibility_and_lists_json() {
         .set_role_assignment(&Actor::cli(), ROLE, "ada", true)
         .await
         .unwrap();
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .env_remove("PORTCULLIS_CONFIG")
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
+    let run = |args: &[&str]| crate::cli::run_cli(&config, args);
     // A permanently held role cannot become privileged, and a privileged
     // one cannot be held permanently.
     let (ok, _, err) = run(&["pim", "policy", "set", ROLE]);

@@ -39,32 +39,6 @@ async fn group(srv: &TestServer, name: &str, members: &[&str]) {
     }
 }
 
-/// An approver's decision through the JSON API.
-async fn decide(b: &Browser, id: &Value, decision: &str) -> (u16, Value) {
-    let r = b
-        .http
-        .post(api(
-            b,
-            &format!("/api/v1/approvals/{}", id.as_str().unwrap()),
-        ))
-        .json(&json!({"decision": decision, "comment": "checked the ticket"}))
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
-async fn inbox(b: &Browser) -> Value {
-    b.http
-        .get(api(b, "/api/v1/approvals"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approvals_need_n_approvers_never_oneself_or_the_manager() {
     let srv = TestServer::start(Backend::Embedded).await;
@@ -90,11 +64,14 @@ async fn approvals_need_n_approvers_never_oneself_or_the_manager() {
         (403, Some("self_approval")),
         "{e}"
     );
-    assert_eq!(inbox(&ada).await["approvals"], json!([]));
+    assert_eq!(
+        get_json(&ada, "/api/v1/approvals").await["approvals"],
+        json!([])
+    );
     let (st, e) = decide(&dan, &q["id"], "approve").await;
     assert_eq!((st, e["error"].as_str()), (403, Some("not_an_approver")));
 
-    let waiting = inbox(&bob).await;
+    let waiting = get_json(&bob, "/api/v1/approvals").await;
     let item = &waiting["approvals"][0];
     assert_eq!(item["request"]["reason"], "month-end billing run");
     assert!(item["request"]["risk_score"].as_i64().is_some());
@@ -313,7 +290,7 @@ async fn journey_refused_request_step_up_approve_continue_expire() {
         again.body
     );
 
-    let q = &inbox(&bob).await["approvals"][0]["request"];
+    let q = &get_json(&bob, "/api/v1/approvals").await["approvals"][0]["request"];
     let (st, v) = decide(&bob, &q["id"], "approve").await;
     assert_eq!((st, v["state"].as_str()), (200, Some("active")), "{v}");
 

@@ -3,7 +3,7 @@
 //! needed approval for its risk keeps forcing approval for the cool-down.
 
 use super::*;
-use crate::common::{TestEnv, TestServer, backends};
+use crate::common::{Backend, TestEnv, TestServer, backends};
 use chrono::Duration;
 use portcullis::service::directory::NewUser;
 
@@ -47,6 +47,24 @@ async fn withdraw(b: &Browser, id: &Value) {
     assert_eq!(r.status(), 200);
 }
 
+/// A server behind a proxy on loopback, so each request may say its address.
+async fn proxied(backend: Backend) -> TestServer {
+    let mut env = TestEnv::new(backend);
+    env.settings.trusted_proxies =
+        vec!["127.0.0.1/32".parse().unwrap(), "::1/128".parse().unwrap()];
+    TestServer::start_with(env).await
+}
+
+/// gus's history: a sign-in from home; then, twelve hours later, a browser
+/// signed in from a café.
+async fn home_then_cafe(srv: &TestServer) -> Browser {
+    login_from(&srv.browser(), "gus", HOME).await;
+    srv.clock.advance(Duration::hours(12));
+    let cafe = srv.browser();
+    login_from(&cafe, "gus", CAFE).await;
+    cafe
+}
+
 fn factors(q: &Value) -> String {
     q["risk_factors"].to_string()
 }
@@ -54,11 +72,8 @@ fn factors(q: &Value) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn withdrawing_and_asking_again_launders_no_risk() {
     for backend in backends() {
-        let mut env = TestEnv::new(backend);
-        env.settings.trusted_proxies =
-            vec!["127.0.0.1/32".parse().unwrap(), "::1/128".parse().unwrap()];
         // Monday 10:00 UTC.
-        let srv = TestServer::start_with(env).await;
+        let srv = proxied(backend).await;
         signed_in(&srv, "bob").await;
         srv.services
             .create_user(
@@ -73,13 +88,8 @@ async fn withdrawing_and_asking_again_launders_no_risk() {
             .await
             .unwrap();
         privileged_role(&srv, open_policy(), "gus").await;
-        // History: gus signs in from home.
-        login_from(&srv.browser(), "gus", HOME).await;
-
         // Monday 22:00, from a café: off hours, a new network, first request.
-        srv.clock.advance(Duration::hours(12));
-        let cafe = srv.browser();
-        login_from(&cafe, "gus", CAFE).await;
+        let cafe = home_then_cafe(&srv).await;
         let (st, q) = request(&cafe, 30, Some(CAFE)).await;
         assert_eq!(st, 201, "{q}");
         assert_eq!(
@@ -126,10 +136,7 @@ async fn withdrawing_and_asking_again_launders_no_risk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_is_judged_by_the_sign_in_it_was_granted_in() {
     for backend in backends() {
-        let mut env = TestEnv::new(backend);
-        env.settings.trusted_proxies =
-            vec!["127.0.0.1/32".parse().unwrap(), "::1/128".parse().unwrap()];
-        let srv = TestServer::start_with(env).await;
+        let srv = proxied(backend).await;
         srv.user("gus").await;
         srv.user("bob").await;
         srv.services
@@ -141,12 +148,8 @@ async fn a_token_is_judged_by_the_sign_in_it_was_granted_in() {
             .await
             .unwrap();
         privileged_role(&srv, open_policy(), "gus").await;
-        login_from(&srv.browser(), "gus", HOME).await;
-
         // Monday 22:00: a token granted in a sign-in from the café.
-        srv.clock.advance(Duration::hours(12));
-        let cafe = srv.browser();
-        login_from(&cafe, "gus", CAFE).await;
+        let cafe = home_then_cafe(&srv).await;
         let c = rp_client(&srv).await;
         // (For offline use: a grant for online use would end with its session.)
         let t = tokens_from(&srv, &cafe, &c, "openid pim offline_access", Some(CAFE)).await;

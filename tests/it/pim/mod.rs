@@ -91,6 +91,25 @@ pub fn api(b: &Browser, path: &str) -> String {
 }
 
 /// A code flow for `c` in browser `b` (already signed in); the token answer.
+/// A GET of the JSON API as this browser's user.
+pub async fn get_json(b: &Browser, path: &str) -> Value {
+    let r = b.http.get(api(b, path)).send().await.unwrap();
+    r.json().await.unwrap()
+}
+
+/// An approver's decision through the JSON API.
+pub async fn decide(b: &Browser, id: &Value, decision: &str) -> (u16, Value) {
+    let path = format!("/api/v1/approvals/{}", id.as_str().unwrap());
+    let r = b
+        .http
+        .post(api(b, &path))
+        .json(&json!({"decision": decision, "comment": "checked the ticket"}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
 pub async fn tokens(srv: &TestServer, b: &Browser, c: &NewClient, scope: &str) -> Value {
     tokens_from(srv, b, c, scope, None).await
 }

@@ -197,15 +197,7 @@ async fn the_inbox_shows_only_history_the_approver_may_decide() {
         let (st, q) = request(&ada, 30, None).await;
         assert_eq!(st, 201, "{q}");
 
-        let inbox: Value = bob
-            .http
-            .get(api(&bob, "/api/v1/approvals"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let inbox: Value = get_json(&bob, "/api/v1/approvals").await;
         let item = &inbox["approvals"][0];
         assert_eq!(item["request"]["id"], q["id"]);
         let history = item["history"].as_array().unwrap();
