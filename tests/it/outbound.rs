@@ -5,7 +5,6 @@
 use crate::common::{Browser, TestServer, backends};
 use crate::oidc::{client, draft};
 use crate::pim::{Receiver, tokens};
-use portcullis::service::Actor;
 use portcullis::service::oidc::clients::NewClient;
 use serde_json::{Value, json};
 
@@ -18,7 +17,8 @@ const INTERNAL: [&str; 6] = [
     "https://169.254.169.254/latest/meta-data",
 ];
 
-async fn post_register(srv: &TestServer, token: &str, meta: &Value) -> (u16, Value) {
+/// A dynamic registration (RFC 7591) with an initial access token.
+pub(crate) async fn post_register(srv: &TestServer, token: &str, meta: &Value) -> (u16, Value) {
     let r = reqwest::Client::new()
         .post(srv.url("/register"))
         .bearer_auth(token)
@@ -38,11 +38,7 @@ fn meta(bcl: &str) -> Value {
 async fn registration_refuses_urls_that_point_inside() {
     for backend in backends() {
         let srv = TestServer::start(backend).await;
-        let token = srv
-            .services
-            .create_registration_token(&Actor::cli(), chrono::Duration::hours(1), 20)
-            .await
-            .unwrap();
+        let token = crate::attack::registration::registration_token(&srv, 20).await;
         for bad in INTERNAL {
             let (st, v) = post_register(&srv, &token, &meta(bad)).await;
             assert_eq!(st, 400, "{bad} {backend:?}");

@@ -3,9 +3,7 @@
 //! admitted it, for good.
 
 use crate::common::{Browser, TestServer, backends};
-use crate::pim::{
-    ROLE, api, claims, open_policy, privileged_role, refresh, request, signed_in, tokens,
-};
+use crate::pim::{ROLE, claims, open_policy, privileged_role, refresh, request, signed_in, tokens};
 use chrono::Duration;
 use portcullis::service::Actor;
 use portcullis::service::oidc::clients::{ClientOptions, NewClient};
@@ -74,14 +72,7 @@ async fn a_privileged_apps_grant_ends_with_its_window() {
         // A window ended early takes its grants along, even when another
         // window opens before the client comes back.
         let t3 = tokens(&srv, &b, &c, "openid offline_access").await;
-        let r = b
-            .http
-            .post(api(&b, &format!("/api/v1/me/elevations/{q2}/end")))
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        assert_eq!(crate::pim::end_elevation(&b, &json!(q2)).await.0, 200);
         window(&b, 60).await;
         assert_invalid_grant(refresh(&srv, &c, &rt(&t3)).await, "after an early end");
     }

@@ -214,26 +214,40 @@ register its signing certificate, or allow it unsigned logout"
         let (Some(url), Some(binding)) = (sp.slo_url.clone(), sp.slo_binding) else {
             return Ok(SloOutcome::Page(Error::invalid(why.to_string())));
         };
-        let signer = self.saml_signer().await?;
-        let cert = signer.certificate.clone();
-        let post = binding == Binding::Post;
         let status = Status {
             code: STATUS_REQUESTER,
             sub_code: Some(STATUS_REQUEST_DENIED),
             message: Some(why),
         };
+        self.send_logout_response(&url, binding, &msg.id, &status, relay_state)
+            .await
+    }
+
+    /// A signed LogoutResponse answering `in_response_to` with `status`,
+    /// sent to the SP's logout endpoint.
+    async fn send_logout_response(
+        &self,
+        url: &str,
+        binding: Binding,
+        in_response_to: &str,
+        status: &Status<'_>,
+        relay_state: Option<String>,
+    ) -> Result<SloOutcome> {
+        let signer = self.saml_signer().await?;
+        let cert = signer.certificate.clone();
+        let post = binding == Binding::Post;
         let xml = logout::logout_response(
             &self.saml_urls().entity_id,
-            &url,
-            &msg.id,
-            &status,
+            url,
+            in_response_to,
+            status,
             self.now(),
             |id| template_for(post, id, &cert),
         );
         Ok(SloOutcome::Send(self.outgoing(
             &signer.private_key_der,
             binding,
-            &url,
+            url,
             "SAMLResponse",
             &xml,
             relay_state,
@@ -412,22 +426,8 @@ register its signing certificate, or allow it unsigned logout"
         let (Some(url), Some(binding)) = (sp.slo_url.clone(), sp.slo_binding) else {
             return Ok(SloOutcome::Done("/login?signed_out=1".into()));
         };
-        let signer = self.saml_signer().await?;
-        let idp = self.saml_urls().entity_id;
-        let cert = signer.certificate.clone();
-        let post = binding == Binding::Post;
-        let xml =
-            logout::logout_response(&idp, &url, &req.request_id, &SUCCESS, self.now(), |id| {
-                template_for(post, id, &cert)
-            });
-        Ok(SloOutcome::Send(self.outgoing(
-            &signer.private_key_der,
-            binding,
-            &url,
-            "SAMLResponse",
-            &xml,
-            req.relay_state,
-        )?))
+        self.send_logout_response(&url, binding, &req.request_id, &SUCCESS, req.relay_state)
+            .await
     }
 
     /// Builds, signs and POSTs one SOAP LogoutRequest (an outbox attempt).

@@ -10,7 +10,7 @@ mod logout_hint;
 mod outbox;
 mod pim_text;
 mod reauth;
-mod registration;
+pub mod registration;
 mod relay_state;
 mod sessions;
 mod store;

@@ -4,27 +4,17 @@
 
 use crate::common::{Backend, PASSWORD, TestEnv, TestServer, backends};
 use crate::oidc::{authorize_url, draft};
+use crate::outbound::post_register as register;
 use portcullis::service::Actor;
 use portcullis::service::oidc::clients::{ClientOptions, NewClient};
 use serde_json::{Value, json};
 
-async fn registration_token(srv: &TestServer, uses: i64) -> String {
+/// An initial access token for `uses` registrations within the hour.
+pub(crate) async fn registration_token(srv: &TestServer, uses: i64) -> String {
     srv.services
         .create_registration_token(&Actor::cli(), chrono::Duration::hours(1), uses)
         .await
         .unwrap()
-}
-
-async fn register(srv: &TestServer, token: &str, meta: &Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(srv.url("/register"))
-        .bearer_auth(token)
-        .json(meta)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 /// Redirect URIs the reviewer registered, each of which changed where or

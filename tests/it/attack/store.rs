@@ -123,29 +123,19 @@ async fn one_address_cannot_use_up_everyone_s_sign_ins() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let r = http
-        .get(authorize_url(&srv, &c, &[]))
-        .header("x-forwarded-for", "203.0.113.5")
-        .send()
-        .await
-        .unwrap();
+    let authorize_from = |address: &'static str| {
+        http.get(authorize_url(&srv, &c, &[]))
+            .header("x-forwarded-for", address)
+            .send()
+    };
+    let r = authorize_from("203.0.113.5").await.unwrap();
     assert_eq!(r.status(), 429);
     // ... while everyone else signs in as usual.
-    let r = http
-        .get(authorize_url(&srv, &c, &[]))
-        .header("x-forwarded-for", "198.51.100.7")
-        .send()
-        .await
-        .unwrap();
+    let r = authorize_from("198.51.100.7").await.unwrap();
     assert_eq!(r.status(), 303);
     // The budget is per five minutes.
     srv.clock.advance(chrono::Duration::minutes(5));
-    let r = http
-        .get(authorize_url(&srv, &c, &[]))
-        .header("x-forwarded-for", "203.0.113.5")
-        .send()
-        .await
-        .unwrap();
+    let r = authorize_from("203.0.113.5").await.unwrap();
     assert_eq!(r.status(), 303);
 }
 

@@ -33,16 +33,6 @@ async fn group_role(srv: &TestServer, role: &str, policy: PolicyInput, group: &s
         .unwrap();
 }
 
-async fn group(srv: &TestServer, name: &str, members: &[&str]) {
-    srv.services
-        .create_group(&Actor::cli(), name, "")
-        .await
-        .unwrap();
-    for m in members {
-        member(srv, name, m, true).await;
-    }
-}
-
 async fn member(srv: &TestServer, group: &str, user: &str, yes: bool) {
     srv.services
         .set_membership(&Actor::cli(), group, user, yes)
@@ -277,17 +267,7 @@ async fn votes_of_approvers_who_left_or_were_disabled_do_not_count() {
         assert_eq!((st, v["state"].as_str()), (200, Some("pending")), "{v}");
         let (st, v) = decide(&dan, &q["id"], "approve").await;
         assert_eq!((st, v["state"].as_str()), (200, Some("active")), "{v}");
-        let r = ada
-            .http
-            .post(api(
-                &ada,
-                &format!("/api/v1/me/elevations/{}/end", q["id"].as_str().unwrap()),
-            ))
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        assert_eq!(end_elevation(&ada, &q["id"]).await.0, 200);
 
         // cy approves, then is disabled.
         let q = ask(&ada, ROLE, 30, None).await;

@@ -117,17 +117,7 @@ async fn conditions_refuse_clearly_and_windows_start_and_expire_by_themselves() 
     assert_eq!(st, 403, "bob holds the one window: {c}");
     let (_, e) = request_body(&bob, json!({}), None).await;
     assert_eq!(e["error"], "invalid_request", "a body missing fields: {e}");
-    let r = bob
-        .http
-        .post(api(
-            &bob,
-            &format!("/api/v1/me/elevations/{}/end", s["id"].as_str().unwrap()),
-        ))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(end_elevation(&bob, &s["id"]).await.0, 200);
     let (st, c) = request_body(&carol, body(good, 30, Some("OPS-9"), None), None).await;
     assert_eq!((st, c["state"].as_str()), (201, Some("active")), "{c}");
     let overview = srv.services.pim_overview().await.unwrap();

@@ -70,20 +70,6 @@ fn count(r: &Receiver, path: &str) -> usize {
         .count()
 }
 
-async fn end_via_api(b: &Browser, id: &Value) -> (u16, Value) {
-    let r = b
-        .http
-        .post(api(
-            b,
-            &format!("/api/v1/me/elevations/{}/end", id.as_str().unwrap()),
-        ))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ending_revoking_and_expiry_reach_every_recipient() {
     let (srv, hooks) = server_with_receiver(0).await;
@@ -108,7 +94,7 @@ async fn ending_revoking_and_expiry_reach_every_recipient() {
         .await;
     let (resp, _) = crate::saml::until_response(&b, page, "ada").await;
     assert!(crate::saml::decode(&resp).contains(ROLE));
-    let (st, ended) = end_via_api(&b, &q["id"]).await;
+    let (st, ended) = end_elevation(&b, &q["id"]).await;
     assert_eq!(
         (st, ended["state"].as_str()),
         (200, Some("ended")),

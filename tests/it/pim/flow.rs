@@ -26,19 +26,6 @@ async fn user_managed_by(srv: &TestServer, name: &str, manager: &str) {
         .unwrap();
 }
 
-async fn group(srv: &TestServer, name: &str, members: &[&str]) {
-    srv.services
-        .create_group(&Actor::cli(), name, "")
-        .await
-        .unwrap();
-    for m in members {
-        srv.services
-            .set_membership(&Actor::cli(), name, m, true)
-            .await
-            .unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approvals_need_n_approvers_never_oneself_or_the_manager() {
     let srv = TestServer::start(Backend::Embedded).await;

@@ -33,20 +33,6 @@ async fn login_from(b: &Browser, name: &str, ip: &str) {
     assert_eq!(r.status(), 303);
 }
 
-async fn withdraw(b: &Browser, id: &Value) {
-    let r = b
-        .http
-        .post(api(
-            b,
-            &format!("/api/v1/me/elevations/{}/end", id.as_str().unwrap()),
-        ))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-}
-
 /// A server behind a proxy on loopback, so each request may say its address.
 async fn proxied(backend: Backend) -> TestServer {
     let mut env = TestEnv::new(backend);
@@ -96,7 +82,7 @@ async fn withdrawing_and_asking_again_launders_no_risk() {
             (q["state"].as_str(), q["risk_score"].as_i64()),
             (Some("pending"), Some(75))
         );
-        withdraw(&cafe, &q["id"]).await;
+        assert_eq!(end_elevation(&cafe, &q["id"]).await.0, 200);
 
         // Asking again: the withdrawn request did not make the café known.
         let (st, again) = request(&cafe, 30, Some(CAFE)).await;
@@ -104,7 +90,7 @@ async fn withdrawing_and_asking_again_launders_no_risk() {
         assert_eq!(again["state"], "pending", "{backend:?}: {again}");
         assert_eq!(again["risk_score"], 75, "{again}");
         assert!(factors(&again).contains("a network not seen before"));
-        withdraw(&cafe, &again["id"]).await;
+        assert_eq!(end_elevation(&cafe, &again["id"]).await.0, 200);
 
         // Tuesday 10:00, a new sign-in from the café: the evening's sign-in
         // is history now and the hours are fine, but the cool-down holds.
@@ -117,7 +103,7 @@ async fn withdrawing_and_asking_again_launders_no_risk() {
         assert_eq!(q["state"], "pending", "{backend:?}: {q}");
         assert_eq!(q["approval"], "manager");
         assert!(factors(&q).contains("cool-down"), "{q}");
-        withdraw(&morning, &q["id"]).await;
+        assert_eq!(end_elevation(&morning, &q["id"]).await.0, 200);
 
         // Tuesday 23:00: the cool-down is over; 45 activates on its own.
         srv.clock.advance(Duration::hours(13));

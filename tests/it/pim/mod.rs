@@ -22,6 +22,20 @@ use std::sync::{Arc, Mutex};
 
 pub const ROLE: &str = "billing-admin";
 
+/// Creates a group with these members.
+pub async fn group(srv: &TestServer, name: &str, members: &[&str]) {
+    srv.services
+        .create_group(&Actor::cli(), name, "")
+        .await
+        .unwrap();
+    for m in members {
+        srv.services
+            .set_membership(&Actor::cli(), name, m, true)
+            .await
+            .unwrap();
+    }
+}
+
 /// Creates the role, gives it `policy`, and makes `user` eligible.
 pub async fn privileged_role(srv: &TestServer, policy: PolicyInput, user: &str) {
     srv.services
@@ -95,6 +109,19 @@ pub fn api(b: &Browser, path: &str) -> String {
 pub async fn get_json(b: &Browser, path: &str) -> Value {
     let r = b.http.get(api(b, path)).send().await.unwrap();
     r.json().await.unwrap()
+}
+
+/// Ends (or withdraws) one's own elevation through the JSON API.
+pub async fn end_elevation(b: &Browser, id: &Value) -> (u16, Value) {
+    let path = format!("/api/v1/me/elevations/{}/end", id.as_str().unwrap());
+    let r = b
+        .http
+        .post(api(b, &path))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
 }
 
 /// An approver's decision through the JSON API.

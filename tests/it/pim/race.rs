@@ -92,17 +92,7 @@ async fn parallel_requests_never_pass_the_role_limits_together() {
         // Free the role's slots, so only the per-user rule limits.
         for (b, (s, v)) in users.iter().zip(&got) {
             if *s == 201 {
-                let r = b
-                    .http
-                    .post(api(
-                        b,
-                        &format!("/api/v1/me/elevations/{}/end", v["id"].as_str().unwrap()),
-                    ))
-                    .json(&json!({}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 200);
+                assert_eq!(end_elevation(b, &v["id"]).await.0, 200);
             }
         }
         assert_eq!(winners.len(), 2);
@@ -168,17 +158,7 @@ async fn approval_never_opens_more_windows_than_the_role_allows() {
             "{backend:?}: {e}"
         );
         // The refusal stored no decision: it can be approved once a slot frees.
-        let r = ada
-            .http
-            .post(api(
-                &ada,
-                &format!("/api/v1/me/elevations/{}/end", a["id"].as_str().unwrap()),
-            ))
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        assert_eq!(end_elevation(&ada, &a["id"]).await.0, 200);
         let (st, v) = decide(c["id"].clone()).await;
         assert_eq!((st, v["state"].as_str()), (200, Some("active")), "{v}");
     }

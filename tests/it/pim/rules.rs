@@ -162,17 +162,7 @@ async fn network_and_time_of_day_conditions_across_daylight_saving() {
         at(&q["ends_at"]),
         Utc.with_ymd_and_hms(2026, 3, 27, 15, 0, 0).unwrap()
     );
-    let r = b
-        .http
-        .post(api(
-            &b,
-            &format!("/api/v1/me/elevations/{}/end", q["id"].as_str().unwrap()),
-        ))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(end_elevation(&b, &q["id"]).await.0, 200);
 
     // Monday after the change (CEST, UTC+2): 12:30 UTC is 14:30 in Berlin.
     srv.clock

@@ -165,20 +165,7 @@ async fn the_inbox_shows_only_history_the_approver_may_decide() {
             .unwrap();
 
         let (_, first) = request(&ada, 30, None).await;
-        let r = ada
-            .http
-            .post(api(
-                &ada,
-                &format!(
-                    "/api/v1/me/elevations/{}/end",
-                    first["id"].as_str().unwrap()
-                ),
-            ))
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        assert_eq!(end_elevation(&ada, &first["id"]).await.0, 200);
         let body = json!({"role": "hr-admin", "duration_seconds": 600,
                           "reason": "a confidential personnel matter", "ticket": "HR-77"});
         let (st, hr) = request_body(&ada, body, None).await;
