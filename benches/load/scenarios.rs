@@ -266,35 +266,17 @@ pub async fn run_backend(backend: &Backend, k: &Knobs, pinned: bool) -> BackendR
         }
     }
     if k.wants("client_credentials") {
-        let w = fresh()
-            .into_iter()
-            .map(|b| ClientCredentials(b, cc.clone()));
-        stats.push(
-            run(
-                "client_credentials_rs256",
-                1,
-                &mut w.collect::<Vec<_>>(),
-                dur,
-                None,
-                pid,
-            )
-            .await,
-        );
-        if let Some(es) = &cc_es {
-            let w = fresh()
+        let clients = [
+            ("client_credentials_rs256", Some(&cc)),
+            ("client_credentials_es256", cc_es.as_ref()),
+        ];
+        for (scenario, c) in clients {
+            let Some(c) = c else { continue };
+            let mut w: Vec<_> = fresh()
                 .into_iter()
-                .map(|b| ClientCredentials(b, es.clone()));
-            stats.push(
-                run(
-                    "client_credentials_es256",
-                    1,
-                    &mut w.collect::<Vec<_>>(),
-                    dur,
-                    None,
-                    pid,
-                )
-                .await,
-            );
+                .map(|b| ClientCredentials(b, c.clone()))
+                .collect();
+            stats.push(run(scenario, 1, &mut w, dur, None, pid).await);
         }
     }
     if k.wants("refresh") {

@@ -59,10 +59,9 @@ pub(super) fn parse_public(jwk: &Value) -> Result<Public, JwsError> {
             }
             let x = BigNum::from_slice(&jwk_fixed::<32>(jwk, "x")?).map_err(key_err)?;
             let y = BigNum::from_slice(&jwk_fixed::<32>(jwk, "y")?).map_err(key_err)?;
-            // Checks that the point is on the curve and not the identity.
+            // OpenSSL runs its full key check here (EC_KEY_check_key): on the
+            // curve, not the identity, of the group's order.
             let key = EcKey::from_public_key_affine_coordinates(p256(), &x, &y)
-                .map_err(|_| JwsError::Key("the EC point is not on P-256".into()))?;
-            key.check_key()
                 .map_err(|_| JwsError::Key("the EC point is not on P-256".into()))?;
             Ok(Public::Es(key))
         }
