@@ -143,27 +143,39 @@ fn check_secret(client: &Client, who: &Identified) -> Result<()> {
     Ok(())
 }
 
+/// The calling client as a transaction meets it: authenticated already (a
+/// client assertion, whose replay check is asynchronous), or identified and
+/// to be authenticated inside the transaction, saving a round trip.
+pub(super) enum Caller {
+    Authenticated(Box<Client>),
+    Identified(Identified),
+}
+
+impl Caller {
+    /// The client, authenticated, in the caller's transaction.
+    pub(super) fn client_in(&self, r: &mut dyn Repo) -> Result<Client> {
+        match self {
+            Caller::Authenticated(client) => Ok(Client::clone(client)),
+            Caller::Identified(who) => authenticate_in(r, who),
+        }
+    }
+}
+
 impl Services {
-    /// Authenticates the calling client by exactly one method, which must be
-    /// the one it registered.
-    pub async fn authenticate_client(&self, creds: &ClientCredentials) -> Result<Client> {
+    /// Who is calling: a client assertion is checked now; a secret (or a
+    /// public client's bare ID) is checked by the transaction that serves
+    /// the request.
+    pub(super) async fn caller(&self, creds: &ClientCredentials) -> Result<Caller> {
         let who = identify(creds)?;
-        self.authenticate_identified(who, creds).await
+        if who.method != AuthMethod::PrivateKeyJwt {
+            return Ok(Caller::Identified(who));
+        }
+        let client = self.db(move |r| authenticate_in(r, &who)).await?;
+        self.check_client_assertion(&client, creds.assertion.as_deref().unwrap_or(""))
+            .await?;
+        Ok(Caller::Authenticated(Box::new(client)))
     }
 
-    pub(super) async fn authenticate_identified(
-        &self,
-        who: Identified,
-        creds: &ClientCredentials,
-    ) -> Result<Client> {
-        let w = who.clone();
-        let client = self.db(move |r| authenticate_in(r, &w)).await?;
-        if who.method == AuthMethod::PrivateKeyJwt {
-            self.check_client_assertion(&client, creds.assertion.as_deref().unwrap_or(""))
-                .await?;
-        }
-        Ok(client)
-    }
     async fn check_client_assertion(&self, client: &Client, assertion: &str) -> Result<()> {
         let keys: Vec<serde_json::Value> = client
             .jwks

@@ -1,11 +1,15 @@
 //! Userinfo (OIDC Core 5.3), introspection (RFC 7662) and revocation (RFC 7009).
 
+use super::client_auth::ClientCredentials;
+use super::tokens::{SignedAccessToken, access_token_liveness_in};
 use crate::crypto::sha256_hex;
-use crate::domain::{Client, Grant};
+use crate::domain::Grant;
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::oidc::claims::{Profile, user_claims};
 use crate::protocol::oidc::scope;
 use crate::service::Services;
+use crate::store::Repo;
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 enum Found {
@@ -14,6 +18,7 @@ enum Found {
         grant: Grant,
         expires_at: i64,
         live: bool,
+        username: Option<String>,
     },
     Nothing,
 }
@@ -55,38 +60,37 @@ impl Services {
         Ok(Value::Object(m))
     }
 
-    async fn find_token(&self, token: &str) -> Result<Found> {
-        if token.matches('.').count() == 2 {
-            return Ok(match self.verify_access_token(token).await {
-                Ok(t) => Found::Access(t),
-                Err(e) if e.kind == ErrorKind::Unauthenticated => Found::Nothing,
-                Err(e) => return Err(e),
-            });
+    /// What the presented token is, as far as can be told without the
+    /// database: a signed access token (signature, issuer and expiry hold),
+    /// something that may be a refresh token, or nothing of ours.
+    fn presented(&self, token: &str) -> Result<Presented> {
+        if token.matches('.').count() != 2 {
+            return Ok(Presented::Opaque(sha256_hex(token.as_bytes())));
         }
-        let hash = sha256_hex(token.as_bytes());
-        let now = self.now();
-        let found = self
-            .db(move |r| match r.refresh_token(&hash)? {
-                Some(t) => Ok(r.grant(&t.grant_id)?.map(|g| (t, g))),
-                None => Ok(None),
-            })
-            .await?;
-        Ok(match found {
-            Some((t, g)) => Found::Refresh {
-                live: t.used_at.is_none() && t.expires_at > now && g.is_live(now),
-                expires_at: t.expires_at.timestamp(),
-                grant: g,
-            },
-            None => Found::Nothing,
-        })
+        match self.verify_access_token_signature(token) {
+            Ok(t) => Ok(Presented::Signed(t)),
+            Err(e) if e.kind == ErrorKind::Unauthenticated => Ok(Presented::Nothing),
+            Err(e) => Err(e),
+        }
     }
 
     /// RFC 7662. A client learns only about tokens issued to it; anything
     /// else, like anything expired, revoked or unknown, is `active: false`.
-    pub async fn introspect(&self, caller: &Client, token: &str) -> Result<Value> {
-        let inactive = json!({"active": false});
-        Ok(match self.find_token(token).await? {
-            Found::Access(t) if t.grant.client_id == caller.client_id => {
+    /// The client's authentication, the token's liveness and the names the
+    /// answer carries are read in one transaction.
+    pub async fn introspect(&self, creds: &ClientCredentials, token: &str) -> Result<Value> {
+        let caller = self.caller(creds).await?;
+        let presented = self.presented(token)?;
+        let (now, idle) = (self.now(), self.idle_timeout()?);
+        let (client, found) = self
+            .db(move |r| {
+                let client = caller.client_in(r)?;
+                let found = found_in(r, &presented, now, idle)?;
+                Ok((client, found))
+            })
+            .await?;
+        Ok(match found {
+            Found::Access(t) if t.grant.client_id == client.client_id => {
                 let mut v = t.claims.clone();
                 v["active"] = json!(true);
                 v["token_type"] = json!("Bearer");
@@ -99,7 +103,8 @@ impl Services {
                 grant,
                 expires_at,
                 live: true,
-            } if grant.client_id == caller.client_id => {
+                username,
+            } if grant.client_id == client.client_id => {
                 let mut v = json!({
                     "active": true,
                     "token_type": "refresh_token",
@@ -112,66 +117,84 @@ impl Services {
                 if let Some(u) = &grant.user_id {
                     v["sub"] = json!(u);
                 }
-                if let Some(name) = self.username_of(&grant).await? {
+                if let Some(name) = username {
                     v["username"] = json!(name);
                 }
                 v
             }
-            _ => inactive,
+            _ => json!({"active": false}),
         })
-    }
-
-    async fn username_of(&self, grant: &Grant) -> Result<Option<String>> {
-        let Some(id) = grant.user_id.clone() else {
-            return Ok(None);
-        };
-        Ok(self
-            .db(move |r| r.user_by_id(&id))
-            .await?
-            .map(|u| u.username.to_string()))
     }
 
     /// RFC 7009: revoking a refresh token ends its grant; revoking an access
     /// token ends that token. Unknown tokens and other clients' tokens are
-    /// ignored without saying so.
-    pub async fn revoke(&self, caller: &Client, token: &str) -> Result<()> {
-        let now = self.now();
-        match self.find_token(token).await? {
-            Found::Access(t) if t.grant.client_id == caller.client_id => {
-                let jti = t.claims["jti"].as_str().unwrap_or("").to_string();
-                let exp =
-                    chrono::DateTime::from_timestamp(t.claims["exp"].as_i64().unwrap_or(0), 0)
-                        .unwrap_or(now);
-                let cid = caller.client_id.clone();
-                self.db(move |r| {
+    /// ignored without saying so. One transaction, like introspection.
+    pub async fn revoke(&self, creds: &ClientCredentials, token: &str) -> Result<()> {
+        let caller = self.caller(creds).await?;
+        let presented = self.presented(token)?;
+        let (now, idle) = (self.now(), self.idle_timeout()?);
+        self.db(move |r| {
+            let client = caller.client_in(r)?;
+            let (action, detail) = match found_in(r, &presented, now, idle)? {
+                Found::Access(t) if t.grant.client_id == client.client_id => {
+                    let jti = t.claims["jti"].as_str().unwrap_or("").to_string();
+                    let exp = t.claims["exp"].as_i64().unwrap_or(0);
+                    let exp = chrono::DateTime::from_timestamp(exp, 0).unwrap_or(now);
                     r.revoke_jti(&jti, exp)?;
-                    crate::service::record(
-                        r,
-                        now,
-                        &crate::service::Actor::system(),
-                        "oidc.revoke_access_token",
-                        &cid,
-                        json!({"jti": jti}),
-                    )
-                })
-                .await
-            }
-            Found::Refresh { grant, .. } if grant.client_id == caller.client_id => {
-                let cid = caller.client_id.clone();
-                self.db(move |r| {
+                    ("oidc.revoke_access_token", json!({"jti": jti}))
+                }
+                Found::Refresh { grant, .. } if grant.client_id == client.client_id => {
                     r.revoke_grant(&grant.id, now)?;
-                    crate::service::record(
-                        r,
-                        now,
-                        &crate::service::Actor::system(),
-                        "oidc.revoke_grant",
-                        &cid,
-                        json!({"grant": grant.id}),
-                    )
-                })
-                .await
-            }
-            _ => Ok(()),
-        }
+                    ("oidc.revoke_grant", json!({"grant": grant.id}))
+                }
+                _ => return Ok(()),
+            };
+            let system = crate::service::Actor::system();
+            crate::service::record(r, now, &system, action, &client.client_id, detail)
+        })
+        .await
     }
+}
+
+/// A presented token, before its liveness is read.
+enum Presented {
+    Signed(SignedAccessToken),
+    /// The SHA-256 of what may be a refresh token.
+    Opaque(String),
+    Nothing,
+}
+
+/// The token behind `presented`, in the caller's transaction. A dead
+/// access token is `Nothing`; a refresh token is found whatever its state.
+fn found_in(
+    r: &mut dyn Repo,
+    presented: &Presented,
+    now: DateTime<Utc>,
+    idle: chrono::Duration,
+) -> Result<Found> {
+    Ok(match presented {
+        Presented::Signed(t) => match access_token_liveness_in(r, t, now, idle)? {
+            Ok(t) => Found::Access(t),
+            Err(_) => Found::Nothing,
+        },
+        Presented::Opaque(hash) => {
+            let Some(t) = r.refresh_token(hash)? else {
+                return Ok(Found::Nothing);
+            };
+            let Some(g) = r.grant(&t.grant_id)? else {
+                return Ok(Found::Nothing);
+            };
+            let username = match &g.user_id {
+                Some(id) => r.user_by_id(id)?.map(|u| u.username.to_string()),
+                None => None,
+            };
+            Found::Refresh {
+                live: t.used_at.is_none() && t.expires_at > now && g.is_live(now),
+                expires_at: t.expires_at.timestamp(),
+                grant: g,
+                username,
+            }
+        }
+        Presented::Nothing => Found::Nothing,
+    })
 }

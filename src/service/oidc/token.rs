@@ -1,15 +1,17 @@
 //! The token endpoint and its three grants.
 
 use super::authorize::{CodeGrant, code_key, code_used_key};
+use super::client_auth::Caller;
 pub use super::client_auth::ClientCredentials;
-use super::client_auth::{Identified, authenticate_in, identify};
-use super::tokens::{Subject, TokenResponse, refresh_token_for};
+use super::tokens::{Subject, TokenResponse, access_token_expiry, refresh_token_for};
 use crate::crypto::sha256_hex;
-use crate::domain::{AuthMethod, Client, Grant, GrantType};
+use crate::domain::{Client, Grant, GrantType};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::lifecycle::admitting_activation;
 use crate::protocol::oidc::{pkce, scope};
-use crate::service::pim::{Elevation, Recipient, subject_for_issue_in};
+use crate::service::pim::{
+    Elevation, Recipient, issuance_rows, record_issuances_in, subject_for_issue_in,
+};
 use crate::service::{Actor, Services, record};
 use crate::store::Repo;
 use chrono::Duration;
@@ -144,127 +146,51 @@ impl Services {
             }
             (None, None) => {}
         }
-        let subject = self
-            .subject_for_issue(&cg.user_id, cg.ip.as_deref())
-            .await?
-            .filter(|s| s.user.is_active())
-            .ok_or_else(|| invalid_grant("the user is no longer active"))?;
-        // A code outlives nothing it came from: once its session ended (sign-out,
-        // disable, a password reset), it buys no tokens.
-        let digest = cg.session_digest.clone();
-        if self.db(move |r| r.session(&digest)).await?.is_none() {
-            return Err(invalid_grant("the session the code came from has ended"));
-        }
-        let offline = cg.scope.iter().any(|s| s == "offline_access")
-            && client.allows_grant(GrantType::RefreshToken);
-        let lifetime = if offline {
-            client.refresh_token_ttl
-        } else {
-            client.access_token_ttl
-        };
-        // A privileged client's grant lives inside the window that admitted it.
-        let admitted = admitted_under(client, &subject, None)?;
-        let mut expires_at = now + Duration::seconds(lifetime);
-        if let Some(e) = &admitted {
-            expires_at = expires_at.min(e.ends_at);
-        }
-        let grant = Grant {
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            client_id: client.client_id.clone(),
-            user_id: Some(subject.user.id.clone()),
-            session_digest: Some(cg.session_digest.clone()),
-            scope: cg.scope.clone(),
-            auth_time: chrono::DateTime::from_timestamp(cg.auth_time, 0),
-            acr: Some(cg.acr.clone()),
-            amr: cg.amr.clone(),
-            created_at: now,
-            expires_at,
-            revoked_at: None,
-            client_ip: cg.ip.clone(),
-            activation_id: admitted.map(|e| e.request_id),
-        };
-        let refresh = offline.then(|| refresh_token_for(&grant, now));
-        let (g, rt, actor) = (
-            grant.clone(),
-            refresh.as_ref().map(|r| r.1.clone()),
-            Actor::user(subject.user.username.as_str(), None),
+        let (c, max, code_grant) = (
+            client.clone(),
+            self.max_token_lifetime().num_seconds(),
+            cg.clone(),
         );
-        self.db(move |r| {
-            r.insert_grant(&g)?;
-            if let Some(rt) = &rt {
-                r.insert_refresh_token(rt)?;
-            }
-            record(
-                r,
-                now,
-                &actor,
-                "oidc.token",
-                &g.client_id,
-                json!({"grant": g.id, "grant_type": "authorization_code", "scope": g.scope}),
-            )
-        })
-        .await?;
+        let (grant, subject, refresh) = self
+            .db(move |r| code_grant_in(r, &c, &code_grant, max, now))
+            .await?;
         // Remember the redemption so a replay can revoke what it produced.
         let marker_ttl = std::time::Duration::from_secs(600);
         self.ephemeral
             .put_ttl(&code_used_key(code), grant.id.as_bytes(), marker_ttl)
             .await?;
-        let tokens = self.mint_tokens(
+        self.mint_tokens(
             client,
             &grant,
             &grant.scope,
             Some(&subject),
             cg.nonce.as_deref(),
-            refresh.map(|r| r.0),
-        )?;
-        self.note_elevated(&grant, &subject, &tokens).await?;
-        Ok(tokens)
-    }
-
-    /// Records which elevations went to the client with these tokens.
-    async fn note_elevated(
-        &self,
-        grant: &Grant,
-        subject: &super::tokens::Subject,
-        tokens: &TokenResponse,
-    ) -> Result<()> {
-        let to = Recipient {
-            protocol: "oidc",
-            id: &grant.client_id,
-            session_digest: grant.session_digest.as_deref(),
-            grant_id: Some(&grant.id),
-            name_id: None,
-            session_index: None,
-        };
-        let exp = self.now() + Duration::seconds(tokens.expires_in);
-        self.record_elevated_issue(&subject.elevations, to, exp)
-            .await
+            refresh,
+        )
     }
 
     /// Rotates a refresh token. Every check, the user's claims, the
     /// rotation and any revocation it causes happen in one transaction: one
     /// round trip, and a reuse race has exactly one winner.
     async fn refresh(&self, caller: Caller, req: TokenRequest) -> Result<TokenResponse> {
-        let now = self.now();
+        let (now, max) = (self.now(), self.max_token_lifetime().num_seconds());
         let (client, refreshed) = self
             .db(move |r| {
-                let client = caller.client_in(r, GrantType::RefreshToken)?;
+                let client = client_for(r, &caller, GrantType::RefreshToken)?;
                 let hash = refresh_token_hash(&req)?;
-                let refreshed = refresh_in(r, &client, &hash, req.scope.as_deref(), now)?;
+                let refreshed = refresh_in(r, &client, &hash, req.scope.as_deref(), max, now)?;
                 Ok((client, refreshed))
             })
             .await?;
         let (grant, subject, scope, next) = refreshed?;
-        let tokens = self.mint_tokens(&client, &grant, &scope, Some(&subject), None, Some(next))?;
-        self.note_elevated(&grant, &subject, &tokens).await?;
-        Ok(tokens)
+        self.mint_tokens(&client, &grant, &scope, Some(&subject), None, Some(next))
     }
 
     async fn client_credentials(&self, caller: Caller, req: TokenRequest) -> Result<TokenResponse> {
         let now = self.now();
         let (client, grant) = self
             .db(move |r| {
-                let client = caller.client_in(r, GrantType::ClientCredentials)?;
+                let client = client_for(r, &caller, GrantType::ClientCredentials)?;
                 let grant = client_credentials_grant(&client, req.scope.as_deref(), now)?;
                 r.insert_grant(&grant)?;
                 Ok((client, grant))
@@ -274,50 +200,31 @@ impl Services {
     }
 
     /// The token endpoint: authenticates the client, then answers its grant.
-    /// For `client_credentials` and `refresh_token` the client authenticates
-    /// inside the grant's own transaction (one round trip per token), except
-    /// with a client assertion, whose replay check is asynchronous.
+    /// For `client_credentials` and `refresh_token` a client secret is
+    /// checked inside the grant's own transaction: one round trip per token.
+    /// A code's client is authenticated before the code is spent.
     pub async fn token_endpoint(
         &self,
         creds: &ClientCredentials,
         req: TokenRequest,
     ) -> Result<TokenResponse> {
-        let who = identify(creds)?;
-        let in_transaction = who.method != AuthMethod::PrivateKeyJwt;
+        let caller = self.caller(creds).await?;
         match req.grant_type.as_deref().and_then(GrantType::parse) {
-            Some(GrantType::ClientCredentials) if in_transaction => {
-                self.client_credentials(Caller::Identified(who), req).await
-            }
-            Some(GrantType::RefreshToken) if in_transaction => {
-                self.refresh(Caller::Identified(who), req).await
-            }
+            Some(GrantType::ClientCredentials) => self.client_credentials(caller, req).await,
+            Some(GrantType::RefreshToken) => self.refresh(caller, req).await,
             _ => {
-                let client = self.authenticate_identified(who, creds).await?;
+                let client = self.db(move |r| caller.client_in(r)).await?;
                 self.token(&client, req).await
             }
         }
     }
 }
 
-/// The calling client as a grant's transaction meets it: authenticated
-/// already, or identified and to be authenticated inside the transaction.
-enum Caller {
-    Authenticated(Box<Client>),
-    Identified(Identified),
-}
-
-impl Caller {
-    /// The client, authenticated and allowed grant `g`.
-    fn client_in(&self, r: &mut dyn Repo, g: GrantType) -> Result<Client> {
-        match self {
-            Caller::Authenticated(client) => Ok(Client::clone(client)),
-            Caller::Identified(who) => {
-                let client = authenticate_in(r, who)?;
-                check_grant_allowed(&client, g)?;
-                Ok(client)
-            }
-        }
-    }
+/// The client, authenticated and allowed grant `g`.
+fn client_for(r: &mut dyn Repo, caller: &Caller, g: GrantType) -> Result<Client> {
+    let client = caller.client_in(r)?;
+    check_grant_allowed(&client, g)?;
+    Ok(client)
 }
 
 fn refresh_token_hash(req: &TokenRequest) -> Result<String> {
@@ -358,6 +265,7 @@ fn refresh_in(
     client: &Client,
     hash: &str,
     asked: Option<&str>,
+    max_lifetime: i64,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Refreshed> {
     let found = match r.refresh_token(hash)? {
@@ -434,7 +342,95 @@ fn refresh_in(
     }
     let (next, next_stored) = refresh_token_for(&grant, now);
     r.insert_refresh_token(&next_stored)?;
+    note_elevated_in(r, client, &grant, &subject, max_lifetime, now)?;
     Ok(Ok((grant, subject, scope, next)))
+}
+
+/// An authorization code's grant, in one transaction: the user still active
+/// with their claims and elevations now, the session the code came from
+/// still alive, a privileged client's gate, then the grant, its refresh
+/// token and what went where. Nothing is written unless every check holds.
+fn code_grant_in(
+    r: &mut dyn Repo,
+    client: &Client,
+    cg: &CodeGrant,
+    max_lifetime: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(Grant, Subject, Option<String>)> {
+    let subject = subject_for_issue_in(r, &cg.user_id, cg.ip.as_deref(), now)?
+        .filter(|s| s.user.is_active())
+        .ok_or_else(|| invalid_grant("the user is no longer active"))?;
+    // A code outlives nothing it came from: once its session ended (sign-out,
+    // disable, a password reset), it buys no tokens.
+    if r.session(&cg.session_digest)?.is_none() {
+        return Err(invalid_grant("the session the code came from has ended"));
+    }
+    let offline = cg.scope.iter().any(|s| s == "offline_access")
+        && client.allows_grant(GrantType::RefreshToken);
+    let lifetime = if offline {
+        client.refresh_token_ttl
+    } else {
+        client.access_token_ttl
+    };
+    // A privileged client's grant lives inside the window that admitted it.
+    let admitted = admitted_under(client, &subject, None)?;
+    let mut expires_at = now + Duration::seconds(lifetime);
+    if let Some(e) = &admitted {
+        expires_at = expires_at.min(e.ends_at);
+    }
+    let grant = Grant {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        client_id: client.client_id.clone(),
+        user_id: Some(subject.user.id.clone()),
+        session_digest: Some(cg.session_digest.clone()),
+        scope: cg.scope.clone(),
+        auth_time: chrono::DateTime::from_timestamp(cg.auth_time, 0),
+        acr: Some(cg.acr.clone()),
+        amr: cg.amr.clone(),
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+        client_ip: cg.ip.clone(),
+        activation_id: admitted.map(|e| e.request_id),
+    };
+    r.insert_grant(&grant)?;
+    let refresh = offline.then(|| refresh_token_for(&grant, now));
+    if let Some((_, stored)) = &refresh {
+        r.insert_refresh_token(stored)?;
+    }
+    let actor = Actor::user(subject.user.username.as_str(), None);
+    record(
+        r,
+        now,
+        &actor,
+        "oidc.token",
+        &grant.client_id,
+        json!({"grant": grant.id, "grant_type": "authorization_code", "scope": grant.scope}),
+    )?;
+    note_elevated_in(r, client, &grant, &subject, max_lifetime, now)?;
+    Ok((grant, subject, refresh.map(|(token, _)| token)))
+}
+
+/// Records which elevations go to the client with the access token about
+/// to be minted for `grant`, until that token ends.
+fn note_elevated_in(
+    r: &mut dyn Repo,
+    client: &Client,
+    grant: &Grant,
+    subject: &Subject,
+    max_lifetime: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    let to = Recipient {
+        protocol: "oidc",
+        id: &grant.client_id,
+        session_digest: grant.session_digest.as_deref(),
+        grant_id: Some(&grant.id),
+        name_id: None,
+        session_index: None,
+    };
+    let exp = access_token_expiry(client, max_lifetime, Some(subject), now);
+    record_issuances_in(r, &issuance_rows(&subject.elevations, &to, now, exp))
 }
 
 /// `unauthorized_client` unless the client registered this grant type.

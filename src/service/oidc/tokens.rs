@@ -9,6 +9,7 @@ use crate::protocol::oidc::claims::{Profile, sid_for, ts, user_claims};
 use crate::protocol::oidc::scope;
 use crate::service::pim::window_end;
 use crate::service::{Services, lifecycle};
+use crate::store::Repo;
 use chrono::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -124,6 +125,20 @@ pub(crate) fn load_subject(
     }))
 }
 
+/// When an access token issued at `now` ends: the client's lifetime,
+/// capped by the server's maximum and (rule 2) by the earliest window.
+pub(crate) fn access_token_expiry(
+    client: &Client,
+    max_lifetime: i64,
+    subject: Option<&Subject>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> chrono::DateTime<chrono::Utc> {
+    let exp = now + Duration::seconds(client.access_token_ttl.min(max_lifetime));
+    subject
+        .and_then(|s| window_end(&s.elevations))
+        .map_or(exp, |w| exp.min(w))
+}
+
 impl Services {
     pub async fn subject(&self, user_id: &str) -> Result<Option<Subject>> {
         let id = crate::domain::UserId::from_stored(user_id);
@@ -141,13 +156,15 @@ impl Services {
         refresh_token: Option<String>,
     ) -> Result<TokenResponse> {
         let now = self.now();
-        let at_ttl = client
-            .access_token_ttl
-            .min(self.settings.oidc.max_token_lifetime.as_secs() as i64);
         // Rule 2: nothing carrying an elevation outlives its window.
         let window_end = subject.and_then(|s| window_end(&s.elevations));
         let cap = |t: chrono::DateTime<chrono::Utc>| window_end.map_or(t, |w| t.min(w));
-        let exp = cap(now + Duration::seconds(at_ttl));
+        let exp = access_token_expiry(
+            client,
+            self.max_token_lifetime().num_seconds(),
+            subject,
+            now,
+        );
         let at_ttl = (exp - now).num_seconds().max(0);
         let sub = subject
             .map(|s| s.user.id.to_string())
@@ -190,7 +207,7 @@ impl Services {
             (Some(p), true) => {
                 let id_ttl = client
                     .id_token_ttl
-                    .min(self.settings.oidc.max_token_lifetime.as_secs() as i64);
+                    .min(self.max_token_lifetime().num_seconds());
                 let mut claims: Map<String, Value> = user_claims(scope, p);
                 claims.insert("iss".into(), json!(self.issuer));
                 claims.insert("sub".into(), json!(p.user.id));
@@ -241,76 +258,102 @@ impl Services {
     /// will do: each client picks its own, and may change it while tokens
     /// signed with the old one are still out there.
     pub async fn verify_access_token(&self, token: &str) -> Result<AccessToken> {
-        let invalid =
-            |why: &str| Error::oauth(ErrorKind::Unauthenticated, "invalid_token", why.to_string());
-        let header =
-            jws::decode_header(token).map_err(|_| invalid("the access token is malformed"))?;
+        let signed = self.verify_access_token_signature(token)?;
+        let (now, idle) = (self.now(), self.idle_timeout()?);
+        // Liveness in one round trip: the grant, its user, its session, the
+        // revoked jti list and the elevation windows, read together.
+        self.db(move |r| access_token_liveness_in(r, &signed, now, idle))
+            .await?
+    }
+
+    /// The checks that need no database: signature, type, issuer, expiry.
+    pub(crate) fn verify_access_token_signature(&self, token: &str) -> Result<SignedAccessToken> {
+        let header = jws::decode_header(token)
+            .map_err(|_| invalid_token("the access token is malformed"))?;
         if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
-            return Err(invalid("not an access token"));
+            return Err(invalid_token("not an access token"));
         }
         let ring = self.key_ring();
         let keys = ring.verifiers(self.now(), self.max_token_lifetime());
         let claims = jws::verify_with(token, &keys, &SigningAlg::ALL)
-            .map_err(|_| invalid("the access token signature is not valid"))?;
+            .map_err(|_| invalid_token("the access token signature is not valid"))?;
         if claims["iss"].as_str() != Some(self.issuer.as_str()) {
-            return Err(invalid("the access token was issued by someone else"));
+            return Err(invalid_token("the access token was issued by someone else"));
         }
         if claims["exp"]
             .as_i64()
             .is_none_or(|e| e <= self.now().timestamp())
         {
-            return Err(invalid("the access token has expired"));
+            return Err(invalid_token("the access token has expired"));
         }
-        let jti = claims["jti"].as_str().unwrap_or("").to_string();
-        let grant_id = jti.split('.').next().unwrap_or("").to_string();
-        // Rule 4: a token that carried an elevation dies with its window.
-        let activations: Vec<String> = claims["pim"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e["activation"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let (now, idle) = (self.now(), self.idle_timeout()?);
-        // Liveness in one round trip: the grant, its user, its session, the
-        // revoked jti list and the elevation windows, read together.
-        let (grant, username) = self
-            .db(move |r| {
-                let revoked = || invalid("the access token has been revoked");
-                let grant = r
-                    .grant(&grant_id)?
-                    .filter(|g| g.is_live(now))
-                    .ok_or_else(revoked)?;
-                if r.is_jti_revoked(&jti)? {
-                    return Err(revoked());
-                }
-                // A token of a user who was disabled since is dead too.
-                let username = match &grant.user_id {
-                    Some(u) => match r.user_by_id(u)? {
-                        Some(u) if u.is_active() => Some(u.username.to_string()),
-                        _ => return Err(revoked()),
-                    },
-                    None => None,
-                };
-                // And so is one whose sign-in has ended (a timed-out session
-                // is ended here), unless it was granted for offline use.
-                if !lifecycle::survives_session(r, &grant)?
-                    && let Some(d) = &grant.session_digest
-                    && lifecycle::live_session_in(r, d, now, idle)?.is_none()
-                {
-                    return Err(revoked());
-                }
-                if !crate::service::pim::elevations_still_active_in(r, &activations, now)? {
-                    return Err(invalid("the elevation this token carried has ended"));
-                }
-                Ok((grant, username))
-            })
-            .await?;
-        Ok(AccessToken {
-            claims,
-            grant,
-            username,
-        })
+        Ok(SignedAccessToken { claims })
     }
+}
+
+fn invalid_token(why: &str) -> Error {
+    Error::oauth(ErrorKind::Unauthenticated, "invalid_token", why.to_string())
+}
+
+/// An access token whose signature, issuer and expiry hold; whether it is
+/// still live is for [`access_token_liveness_in`] to say.
+#[derive(Clone)]
+pub(crate) struct SignedAccessToken {
+    claims: Value,
+}
+
+/// Whether a signed access token is still live, in the caller's
+/// transaction: its grant, its `jti` not revoked, its user active, its
+/// sign-in alive (unless granted for offline use) and (rule 4) every window
+/// it carried still active. A refusal is `Ok(Err(..))`, so that a timed-out
+/// session ended on the way stays ended.
+pub(crate) fn access_token_liveness_in(
+    r: &mut dyn Repo,
+    signed: &SignedAccessToken,
+    now: chrono::DateTime<chrono::Utc>,
+    idle: Duration,
+) -> Result<Result<AccessToken>> {
+    let claims = &signed.claims;
+    let jti = claims["jti"].as_str().unwrap_or("");
+    let grant_id = jti.split('.').next().unwrap_or("");
+    let activations: Vec<String> = claims["pim"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e["activation"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let revoked = || Ok(Err(invalid_token("the access token has been revoked")));
+    let Some(grant) = r.grant(grant_id)?.filter(|g| g.is_live(now)) else {
+        return revoked();
+    };
+    if r.is_jti_revoked(jti)? {
+        return revoked();
+    }
+    // A token of a user who was disabled since is dead too.
+    let username = match &grant.user_id {
+        Some(u) => match r.user_by_id(u)? {
+            Some(u) if u.is_active() => Some(u.username.to_string()),
+            _ => return revoked(),
+        },
+        None => None,
+    };
+    // And so is one whose sign-in has ended (a timed-out session is ended
+    // here), unless it was granted for offline use.
+    if !lifecycle::survives_session(r, &grant)?
+        && let Some(d) = &grant.session_digest
+        && lifecycle::live_session_in(r, d, now, idle)?.is_none()
+    {
+        return revoked();
+    }
+    if !crate::service::pim::elevations_still_active_in(r, &activations, now)? {
+        return Ok(Err(invalid_token(
+            "the elevation this token carried has ended",
+        )));
+    }
+    Ok(Ok(AccessToken {
+        claims: claims.clone(),
+        grant,
+        username,
+    }))
 }

@@ -185,42 +185,53 @@ impl Services {
         if elevations.is_empty() {
             return Ok(());
         }
-        let now = self.now();
-        let rows: Vec<StoredIssuance> = elevations
-            .iter()
-            .map(|e| StoredIssuance {
-                id: uuid::Uuid::new_v4().simple().to_string(),
-                request_id: e.request_id.clone(),
-                protocol: to.protocol.into(),
-                recipient: to.id.into(),
-                session_digest: to.session_digest.map(str::to_string),
-                grant_id: to.grant_id.map(str::to_string),
-                name_id: to.name_id.map(str::to_string),
-                session_index: to.session_index.map(str::to_string),
-                at: now,
-                expires_at,
-            })
-            .collect();
-        // The audit trail names each recipient, so an auditor can tell who
-        // was privileged where without the issuance table.
-        self.db(move |r| {
-            for i in &rows {
-                r.insert_issuance(i)?;
-                crate::service::record(
-                    r,
-                    now,
-                    &crate::service::Actor::system(),
-                    "pim.issued",
-                    &i.request_id,
-                    serde_json::json!({"protocol": i.protocol, "recipient": i.recipient,
-                        "grant": i.grant_id, "session_index": i.session_index,
-                        "expires_at": i.expires_at}),
-                )?;
-            }
-            Ok(())
-        })
-        .await
+        let rows = issuance_rows(elevations, &to, self.now(), expires_at);
+        self.db(move |r| record_issuances_in(r, &rows)).await
     }
+}
+
+/// One issuance row per elevation that went to `to` at `at`.
+pub(crate) fn issuance_rows(
+    elevations: &[Elevation],
+    to: &Recipient<'_>,
+    at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Vec<StoredIssuance> {
+    elevations
+        .iter()
+        .map(|e| StoredIssuance {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            request_id: e.request_id.clone(),
+            protocol: to.protocol.into(),
+            recipient: to.id.into(),
+            session_digest: to.session_digest.map(str::to_string),
+            grant_id: to.grant_id.map(str::to_string),
+            name_id: to.name_id.map(str::to_string),
+            session_index: to.session_index.map(str::to_string),
+            at,
+            expires_at,
+        })
+        .collect()
+}
+
+/// Stores issuance rows in the caller's transaction. The audit trail names
+/// each recipient, so an auditor can tell who was privileged where without
+/// the issuance table.
+pub(crate) fn record_issuances_in(r: &mut dyn Repo, rows: &[StoredIssuance]) -> Result<()> {
+    for i in rows {
+        r.insert_issuance(i)?;
+        crate::service::record(
+            r,
+            i.at,
+            &crate::service::Actor::system(),
+            "pim.issued",
+            &i.request_id,
+            serde_json::json!({"protocol": i.protocol, "recipient": i.recipient,
+                "grant": i.grant_id, "session_index": i.session_index,
+                "expires_at": i.expires_at}),
+        )?;
+    }
+    Ok(())
 }
 
 /// Rule 4: an access token carrying elevations is live only while every one

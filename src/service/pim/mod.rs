@@ -11,7 +11,9 @@ mod sweep;
 mod view;
 
 pub use claims::{Elevation, Gate, Recipient, window_end};
-pub(crate) use claims::{elevations_still_active_in, subject_for_issue_in};
+pub(crate) use claims::{
+    elevations_still_active_in, issuance_rows, record_issuances_in, subject_for_issue_in,
+};
 pub use request::ElevationInput;
 pub use view::{ApprovalItem, EligibilityView, RequestView};
 

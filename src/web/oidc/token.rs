@@ -2,7 +2,6 @@
 //! clients and resource servers.
 
 use super::{no_store_json, oauth_error};
-use crate::domain::Client;
 use crate::error::{Error, ErrorKind};
 use crate::service::oidc::token::{ClientCredentials, TokenRequest};
 use crate::web::State;
@@ -69,19 +68,6 @@ fn form_body(req: &HttpRequest, body: &[u8]) -> Result<HashMap<String, String>, 
     form(body)
 }
 
-/// Parses the form and authenticates the client: the common start of
-/// `/token`, `/introspect` and `/revoke`.
-async fn authenticated(
-    req: &HttpRequest,
-    state: &State,
-    body: &[u8],
-) -> Result<(Client, HashMap<String, String>), Error> {
-    let mut f = form_body(req, body)?;
-    let creds = credentials(req, &mut f);
-    let client = state.services.authenticate_client(&creds).await?;
-    Ok((client, f))
-}
-
 pub async fn token(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let result = async {
         let mut f = form_body(&req, &body)?;
@@ -103,13 +89,14 @@ pub async fn token(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
     }
 }
 
-/// The client and the `token` parameter: the start of `/introspect` and `/revoke`.
-async fn client_and_token(
+/// The client's credentials and the `token` parameter: the start of
+/// `/introspect` and `/revoke`.
+fn credentials_and_token(
     req: &HttpRequest,
-    state: &State,
     body: &[u8],
-) -> Result<(Client, String), Error> {
-    let (client, mut f) = authenticated(req, state, body).await?;
+) -> Result<(ClientCredentials, String), Error> {
+    let mut f = form_body(req, body)?;
+    let creds = credentials(req, &mut f);
     let token = f.remove("token").ok_or_else(|| {
         Error::oauth(
             ErrorKind::InvalidInput,
@@ -117,13 +104,13 @@ async fn client_and_token(
             "token is missing",
         )
     })?;
-    Ok((client, token))
+    Ok((creds, token))
 }
 
 pub async fn introspect(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let result = async {
-        let (client, token) = client_and_token(&req, &state, &body).await?;
-        state.services.introspect(&client, &token).await
+        let (creds, token) = credentials_and_token(&req, &body)?;
+        state.services.introspect(&creds, &token).await
     }
     .await;
     match result {
@@ -134,8 +121,8 @@ pub async fn introspect(req: HttpRequest, state: State, body: web::Bytes) -> Htt
 
 pub async fn revoke(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let result = async {
-        let (client, token) = client_and_token(&req, &state, &body).await?;
-        state.services.revoke(&client, &token).await
+        let (creds, token) = credentials_and_token(&req, &body)?;
+        state.services.revoke(&creds, &token).await
     }
     .await;
     match result {

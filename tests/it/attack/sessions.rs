@@ -270,6 +270,10 @@ async fn a_timed_out_session_ends_what_it_issued_once_noticed() {
             false,
             "{backend:?}"
         );
+        // …and the end noticed there stays (it is not undone with the refusal).
+        let audit = srv.services.recent_audit(50).await.unwrap();
+        let timeouts = audit.iter().filter(|e| e.entry.action == "session.timeout");
+        assert_eq!(timeouts.count(), 1, "{backend:?}: {audit:?}");
         let fresh = refreshed(&srv, &c, &offline).await;
         cannot_act_on_others(&srv, &fresh, &id, "after a timeout").await;
         assert_eq!(one.get("/account").await.status, 303);

@@ -154,3 +154,85 @@ async fn a_refresh_race_has_one_winner_and_ends_the_grant() {
         );
     }
 }
+
+async fn post_token_to(srv: &TestServer, path: &str, id: &str, secret: &str, token: &str) -> u16 {
+    let r = reqwest::Client::new()
+        .post(srv.url(path))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    if status != 200 {
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "invalid_client", "{path}: {v}");
+    }
+    status
+}
+
+/// Introspection and revocation read the client and the token in one
+/// transaction; the client's authentication still decides first, whatever
+/// the token, and another client's revocation changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_and_revocation_authenticate_before_they_answer() {
+    use super::rules::introspect;
+    for backend in backends() {
+        let srv = TestServer::start(backend).await;
+        srv.user("dora").await;
+        let c = client(&srv, draft("reader")).await;
+        let other = client(&srv, draft("stranger")).await;
+        let (id, secret) = (c.client.client_id.as_str(), c.secret.as_deref().unwrap());
+        let b = srv.browser();
+        let back = authorize_as(&b, &authorize_url(&srv, &c, &[]), "dora").await;
+        let (s, t) = redeem(&srv, &c, &param(&back, "code").unwrap(), VERIFIER).await;
+        assert_eq!(s, 200, "{t}");
+        let at = t["access_token"].as_str().unwrap();
+        let rt = t["refresh_token"].as_str().unwrap();
+        for path in ["/introspect", "/revoke"] {
+            for token in [at, rt, "garbage", "a.b.c"] {
+                for (who, pass) in [(id, "wrong"), ("no-such-client", secret)] {
+                    let s = post_token_to(&srv, path, who, pass, token).await;
+                    assert_eq!(s, 401, "{backend:?}: {path} answered {who}/{pass}");
+                }
+            }
+        }
+        // The stranger may call, learns nothing and revokes nothing.
+        let stranger = (
+            other.client.client_id.as_str(),
+            other.secret.as_deref().unwrap(),
+        );
+        for token in [at, rt] {
+            assert_eq!(introspect(&srv, &other, token).await["active"], false);
+            let s = post_token_to(&srv, "/revoke", stranger.0, stranger.1, token).await;
+            assert_eq!(s, 200, "RFC 7009: say nothing");
+        }
+        assert_eq!(
+            introspect(&srv, &c, at).await["active"],
+            true,
+            "{backend:?}"
+        );
+        let v = introspect(&srv, &c, rt).await;
+        assert_eq!(
+            (v["active"].as_bool(), v["username"].as_str()),
+            (Some(true), Some("dora"))
+        );
+        let audit = srv.services.recent_audit(50).await.unwrap();
+        assert!(
+            !audit
+                .iter()
+                .any(|e| e.entry.action.starts_with("oidc.revoke")),
+            "{backend:?}: {audit:?}"
+        );
+        // The rightful client's revocation is done and audited.
+        assert_eq!(post_token_to(&srv, "/revoke", id, secret, rt).await, 200);
+        assert_eq!(introspect(&srv, &c, rt).await["active"], false);
+        assert_eq!(
+            introspect(&srv, &c, at).await["active"],
+            false,
+            "the grant ended"
+        );
+        let audit = srv.services.recent_audit(50).await.unwrap();
+        assert!(audit.iter().any(|e| e.entry.action == "oidc.revoke_grant"));
+    }
+}
