@@ -39,7 +39,11 @@ pub async fn open_services(
     let store = store.with_audit_key(crypto::audit::AuditKey::derive(&sealer));
     let webauthn = service::webauthn::relying_party(&settings, &issuer)?.map(Arc::new);
     let attestation_cas = service::attestation::attestation_cas(&settings)?.map(Arc::new);
+    let hashing_slots = Arc::new(tokio::sync::Semaphore::new(
+        settings.login.password_hashings_at_once(),
+    ));
     Ok(Services {
+        hashing_slots,
         webauthn,
         attestation_cas,
         store: Arc::new(store),

@@ -172,6 +172,22 @@ pub struct LoginSettings {
     /// The weakest sign-in any application accepts: `pwd` (default), `mfa`
     /// or `phr`. Clients and SPs can ask for more.
     pub required_acr: String,
+    /// Memory password hashing may hold at once, in MiB. Each Argon2id
+    /// hashing takes 19 MiB; more sign-ins than fit wait their turn.
+    pub password_hashing_memory_mib: usize,
+    /// How long a sign-in waits for its turn before it gets 503 with
+    /// `Retry-After`.
+    #[serde(with = "humantime_serde")]
+    pub password_hashing_wait: Duration,
+}
+
+impl LoginSettings {
+    /// How many password hashings may run at once within the budget.
+    pub fn password_hashings_at_once(&self) -> usize {
+        (self.password_hashing_memory_mib * 1024 * 1024
+            / crate::crypto::password::MEMORY_PER_HASHING)
+            .max(1)
+    }
 }
 
 impl Default for LoginSettings {
@@ -183,6 +199,8 @@ impl Default for LoginSettings {
             lockout: Duration::from_secs(15 * 60),
             password_min_length: 10,
             required_acr: "pwd".into(),
+            password_hashing_memory_mib: 64,
+            password_hashing_wait: Duration::from_secs(5),
         }
     }
 }
@@ -399,6 +417,14 @@ impl Settings {
         }
         if crate::protocol::oidc::claims::parse_acr_level(&self.login.required_acr).is_none() {
             return Err(key_error("login.required_acr", "must be pwd, mfa or phr"));
+        }
+        if self.login.password_hashing_memory_mib * 1024 * 1024
+            < crate::crypto::password::MEMORY_PER_HASHING
+        {
+            return Err(key_error(
+                "login.password_hashing_memory_mib",
+                "must be at least 19 (one Argon2id hashing takes 19 MiB)",
+            ));
         }
         if self.login.password_min_length < 8 {
             return Err(key_error("login.password_min_length", "must be at least 8"));

@@ -1,33 +1,140 @@
 //! Argon2id password hashing. These calls are CPU-heavy by design: run them on
 //! a blocking thread, never on an async worker.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::OnceLock;
 
-fn hasher() -> Argon2<'static> {
-    // OWASP's first Argon2id recommendation: 19 MiB, 2 passes, 1 lane.
-    let params = Params::new(19 * 1024, 2, 1, None).expect("static Argon2 parameters are valid");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+/// Argon2id's memory cost in KiB: OWASP's first recommendation (19 MiB,
+/// 2 passes, 1 lane).
+const MEMORY_KIB: u32 = 19 * 1024;
+
+/// The memory one hashing or verification holds while it runs, in bytes.
+/// Bounding how many run at once bounds the memory sign-ins can take.
+pub const MEMORY_PER_HASHING: usize = MEMORY_KIB as usize * 1024;
+
+fn params() -> Params {
+    Params::new(MEMORY_KIB, 2, 1, None).expect("static Argon2 parameters are valid")
 }
 
 /// Hashes a password into a PHC string (`$argon2id$v=19$…`).
 pub fn hash_password(password: &str) -> Result<String, String> {
+    let fail = |e: &dyn std::fmt::Display| format!("password hashing failed: {e}");
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    hasher()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
+    let params = params();
+    let mut salt_bytes = [0u8; 64];
+    let raw_salt = salt.decode_b64(&mut salt_bytes).map_err(|e| fail(&e))?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2id(&params, Version::V0x13, password, raw_salt, &mut out)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: (&params).try_into().map_err(|e| fail(&e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| fail(&e))?),
+    };
+    Ok(phc.to_string())
+}
+
+/// True when `password` matches `phc`, with the parameters `phc` names (an
+/// older hash keeps working after the defaults change). A malformed stored
+/// hash never matches.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    if Algorithm::try_from(parsed.algorithm) != Ok(Algorithm::Argon2id) {
+        return false;
+    }
+    let Ok(version) = parsed.version.map_or(Ok(Version::V0x13), Version::try_from) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(raw_salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    argon2id(&params, version, password, raw_salt, &mut out).is_ok()
+        // Output's equality is constant-time.
+        && Output::new(&out).is_ok_and(|o| o == expected)
+}
+
+/// Argon2id into `out`, with its working memory mapped for this call alone
+/// and unmapped when it returns. Through the allocator, 19 MiB a check
+/// stayed in the process after every sign-in flood; this way memory held
+/// is exactly what runs now.
+fn argon2id(
+    params: &Params,
+    version: Version,
+    password: &str,
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), String> {
+    let mut memory = memory::Blocks::map(params.block_count())
+        .ok_or("password hashing failed: no memory for Argon2id")?;
+    Argon2::new(Algorithm::Argon2id, version, params.clone())
+        .hash_password_into_with_memory(password.as_bytes(), salt, out, memory.as_mut_slice())
         .map_err(|e| format!("password hashing failed: {e}"))
 }
 
-/// True when `password` matches `phc`. A malformed stored hash never matches.
-pub fn verify_password(password: &str, phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(parsed) => hasher()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
+mod memory {
+    use argon2::Block;
+
+    /// Argon2 blocks in an anonymous private mapping of their own.
+    pub(super) struct Blocks {
+        ptr: *mut Block,
+        len: usize,
     }
+
+    impl Blocks {
+        /// `len` zeroed blocks, or `None` when the system has no memory.
+        pub(super) fn map(len: usize) -> Option<Self> {
+            let bytes = len.checked_mul(std::mem::size_of::<Block>())?;
+            if bytes == 0 {
+                return None;
+            }
+            // SAFETY: a fresh anonymous mapping; nothing else refers to it.
+            let ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    bytes,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            (ptr != libc::MAP_FAILED).then(|| Self {
+                ptr: ptr.cast(),
+                len,
+            })
+        }
+
+        pub(super) fn as_mut_slice(&mut self) -> &mut [Block] {
+            // SAFETY: the mapping holds `len` blocks, is page-aligned (more
+            // than a block's 64-byte alignment), zero-filled (a valid Block)
+            // and borrowed mutably through `self` alone.
+            unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+        }
+    }
+
+    impl Drop for Blocks {
+        fn drop(&mut self) {
+            // SAFETY: unmaps exactly the mapping made in `map`, once.
+            unsafe {
+                libc::munmap(self.ptr.cast(), self.len * std::mem::size_of::<Block>());
+            }
+        }
+    }
+
+    // SAFETY: the mapping is owned by one `Blocks` and moves with it.
+    unsafe impl Send for Blocks {}
 }
 
 /// Spends the same time as a real verification, for accounts that do not
@@ -50,6 +157,31 @@ mod tests {
         assert_ne!(a, b);
         assert!(verify_password("correct horse", &a));
         assert!(!verify_password("correct horsE", &a));
+    }
+
+    #[test]
+    fn hashes_agree_with_the_argon2_crate_both_ways() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, params());
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        let made_there = theirs.hash_password(b"tr0ub4dor&3", &salt).unwrap();
+        assert!(verify_password("tr0ub4dor&3", &made_there.to_string()));
+        assert!(!verify_password("tr0ub4dor&4", &made_there.to_string()));
+        let made_here = hash_password("tr0ub4dor&3").unwrap();
+        let parsed = PasswordHash::new(&made_here).unwrap();
+        assert!(theirs.verify_password(b"tr0ub4dor&3", &parsed).is_ok());
+        // Other parameters, as an older release might have stored them.
+        let light = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8 * 1024, 3, 2, Some(24)).unwrap(),
+        );
+        let old = light.hash_password(b"tr0ub4dor&3", &salt).unwrap();
+        assert!(verify_password("tr0ub4dor&3", &old.to_string()));
+        // Argon2i and Argon2d are not what we store: never a match.
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, params());
+        let other = argon2i.hash_password(b"tr0ub4dor&3", &salt).unwrap();
+        assert!(!verify_password("tr0ub4dor&3", &other.to_string()));
     }
 
     #[test]

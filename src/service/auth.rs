@@ -255,7 +255,8 @@ impl Services {
         let (user, cred) = match found {
             Some((user, Some(cred))) => {
                 let phc = cred.hash.clone();
-                let ok = Self::hashing(move || verify_password(&pw, &phc))
+                let ok = self
+                    .hashing(move || verify_password(&pw, &phc))
                     .await
                     .map_err(internal)?;
                 if ok {
@@ -266,7 +267,7 @@ impl Services {
             }
             _ => {
                 // Same cost as a real check, so timing does not tell.
-                Self::hashing(move || verify_against_dummy(&pw))
+                self.hashing(move || verify_against_dummy(&pw))
                     .await
                     .map_err(internal)?;
                 (None, None)
@@ -544,7 +545,7 @@ impl Services {
                 ));
             };
             let (cur, phc) = (current.to_string(), cred.hash);
-            if !Self::hashing(move || verify_password(&cur, &phc)).await? {
+            if !self.hashing(move || verify_password(&cur, &phc)).await? {
                 return Err(Error::new(
                     ErrorKind::Unauthenticated,
                     "The current password is incorrect.",
@@ -552,7 +553,8 @@ impl Services {
             }
         }
         let new_pw = new.to_string();
-        let hash = Self::hashing(move || hash_password(&new_pw))
+        let hash = self
+            .hashing(move || hash_password(&new_pw))
             .await?
             .map_err(Error::internal)?;
         let now = self.now();

@@ -23,7 +23,8 @@ impl Services {
         }
         let password = random_token();
         let pw = password.clone();
-        let hash = Self::hashing(move || hash_password(&pw))
+        let hash = self
+            .hashing(move || hash_password(&pw))
             .await?
             .map_err(Error::internal)?;
         let now = self.now();

@@ -90,7 +90,7 @@ impl Services {
         check_password_policy(password, self.settings.login.password_min_length, username)
             .map_err(Error::invalid)?;
         let pw = password.to_string();
-        Self::hashing(move || hash_password(&pw))
+        self.hashing(move || hash_password(&pw))
             .await?
             .map_err(Error::internal)
     }

@@ -172,14 +172,15 @@ impl Services {
     async fn hashed_recovery_codes(&self) -> Result<(Vec<String>, Vec<String>)> {
         let codes = new_recovery_codes();
         let plain: Vec<String> = codes.iter().map(|c| normalise_recovery_code(c)).collect();
-        let hashes = Self::hashing(move || {
-            plain
-                .iter()
-                .map(|c| hash_password(c))
-                .collect::<std::result::Result<Vec<_>, _>>()
-        })
-        .await?
-        .map_err(Error::internal)?;
+        let hashes = self
+            .hashing(move || {
+                plain
+                    .iter()
+                    .map(|c| hash_password(c))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+            })
+            .await?
+            .map_err(Error::internal)?;
         Ok((codes, hashes))
     }
 
@@ -366,13 +367,14 @@ impl Services {
             .filter(|c| !c.used)
             .map(|c| (c.id, c.code_hash))
             .collect();
-        let found = Self::hashing(move || {
-            candidates
-                .into_iter()
-                .find(|(_, h)| verify_password(&normal, h))
-                .map(|(id, _)| id)
-        })
-        .await?;
+        let found = self
+            .hashing(move || {
+                candidates
+                    .into_iter()
+                    .find(|(_, h)| verify_password(&normal, h))
+                    .map(|(id, _)| id)
+            })
+            .await?;
         let Some(code_id) = found else {
             return Ok(None);
         };

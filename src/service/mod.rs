@@ -47,6 +47,8 @@ pub struct Services {
     /// The CAs a registering authenticator's attestation must chain to
     /// (`webauthn.attestation_ca_files`); `None` when not configured.
     pub attestation_cas: Option<Arc<webauthn_rs::prelude::AttestationCaList>>,
+    /// One permit per password hashing the memory budget allows at once.
+    pub hashing_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Who caused an action, for the audit trail.
@@ -97,20 +99,17 @@ impl Services {
     }
 
     /// Runs password hashing or verification (Argon2id: 19 MiB and tens of
-    /// milliseconds each) off the async workers, at most two per core at
-    /// once: a flood of sign-ins waits its turn (up to 5 s, then 503)
-    /// instead of taking every blocking thread and gigabytes of memory.
-    pub async fn hashing<T, F>(f: F) -> Result<T>
+    /// milliseconds each) off the async workers, as many at once as
+    /// `login.password_hashing_memory_mib` holds: a flood of sign-ins waits
+    /// its turn (up to `login.password_hashing_wait`, then 503) instead of
+    /// taking every blocking thread and gigabytes of memory.
+    pub async fn hashing<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-        let permits = PERMITS.get_or_init(|| {
-            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-            tokio::sync::Semaphore::new(cores * 2)
-        });
-        let permit = tokio::time::timeout(std::time::Duration::from_secs(5), permits.acquire())
+        let wait = self.settings.login.password_hashing_wait;
+        let permit = tokio::time::timeout(wait, self.hashing_slots.acquire())
             .await
             .map_err(|_| {
                 Error::new(

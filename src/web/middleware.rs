@@ -68,5 +68,16 @@ pub async fn observe(
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, v);
     }
+    // Every 503 is a moment's overload or a dependency away: say when to
+    // come back, so clients back off instead of hammering.
+    if res.status() == actix_web::http::StatusCode::SERVICE_UNAVAILABLE {
+        let headers = res.headers_mut();
+        if !headers.contains_key(actix_web::http::header::RETRY_AFTER) {
+            headers.insert(
+                actix_web::http::header::RETRY_AFTER,
+                HeaderValue::from_static("5"),
+            );
+        }
+    }
     Ok(res)
 }

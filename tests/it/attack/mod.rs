@@ -3,6 +3,7 @@
 
 mod client_ip;
 mod consent;
+mod hashing;
 mod headers;
 mod input;
 mod limits;
