@@ -30,6 +30,8 @@ impl Services {
         let now = self.now();
         let result = self
             .db(move |r| {
+                // Nodes starting together: the first to take the lock decides.
+                r.lock_first_start()?;
                 if r.meta(MARKER)?.is_some() {
                     return Ok(false);
                 }

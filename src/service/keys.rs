@@ -3,7 +3,7 @@
 //! signed has expired.
 
 use super::{Actor, Services, record};
-use crate::crypto::jws::{SigningKey, VerifyingKey};
+use crate::crypto::jws::{self, SigningKey, VerifyingKey};
 use crate::crypto::seal::Sealer;
 use crate::domain::{SigningAlg, StoredKey};
 use crate::error::{Error, Result};
@@ -33,6 +33,11 @@ impl KeyRing {
             .iter()
             .filter(|k| k.stored.alg == alg && k.stored.activates_at <= now)
             .max_by_key(|k| (k.stored.activates_at, k.stored.kid.clone()))
+    }
+
+    /// Whether this ring holds the key `kid`, published or not.
+    pub fn knows(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.stored.kid == kid)
     }
 
     /// When a later key of the same algorithm took over from `key`, if one has.
@@ -99,6 +104,9 @@ impl KeyRing {
 pub struct KeyCache {
     sealer: Sealer,
     ring: RwLock<Arc<KeyRing>>,
+    /// When a token naming an unknown key last made this node re-read the
+    /// key table; held while the re-read runs, so concurrent misses share it.
+    miss_reload: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl KeyCache {
@@ -106,6 +114,7 @@ impl KeyCache {
         Self {
             sealer,
             ring: RwLock::new(Arc::new(KeyRing::default())),
+            miss_reload: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -193,22 +202,35 @@ impl Services {
         })
     }
 
-    /// Creates a key for every algorithm that has none (first start).
+    /// Creates a key for every algorithm that has none (first start),
+    /// exactly once however many nodes start together: the keys are made
+    /// outside the transaction, then inserted under a lock only for the
+    /// algorithms still without one; a node that lost the race discards its
+    /// own and loads the winner's.
     pub async fn ensure_keys(&self) -> Result<()> {
         let stored = self.db(|r| r.keys()).await?;
         let now = self.now();
-        let mut created = Vec::new();
+        let mut fresh = Vec::new();
         for alg in SigningAlg::ALL {
             if !stored.iter().any(|k| k.alg == alg) {
-                created.push(self.new_key(alg, now).await?);
+                fresh.push(self.new_key(alg, now).await?);
             }
         }
-        if !created.is_empty() {
-            let kids: Vec<String> = created.iter().map(|k| k.kid.clone()).collect();
+        if !fresh.is_empty() {
             self.db(move |r| {
-                for k in &created {
+                r.lock_first_start()?;
+                let stored = r.keys()?;
+                let missing: Vec<&StoredKey> = fresh
+                    .iter()
+                    .filter(|k| !stored.iter().any(|s| s.alg == k.alg))
+                    .collect();
+                if missing.is_empty() {
+                    return Ok(());
+                }
+                for k in &missing {
                     r.insert_key(k)?;
                 }
+                let kids: Vec<&str> = missing.iter().map(|k| k.kid.as_str()).collect();
                 record(
                     r,
                     now,
@@ -232,6 +254,35 @@ impl Services {
     /// The keys as this process holds them.
     pub fn key_ring(&self) -> Arc<KeyRing> {
         self.keys.current()
+    }
+
+    /// The keys to check `token` with. When it names a key this node does
+    /// not hold (another node or the CLI may have just rotated), the key
+    /// table is read again first, at most once a second per node, so tokens
+    /// with made-up key IDs cannot turn every request into a database read.
+    pub(crate) async fn key_ring_for(&self, token: &str) -> Arc<KeyRing> {
+        let ring = self.key_ring();
+        let Some(kid) = jws::decode_header(token).ok().and_then(|h| h.kid) else {
+            return ring;
+        };
+        if ring.knows(&kid) {
+            return ring;
+        }
+        let mut last = self.keys.miss_reload.lock().await;
+        // Another request may have re-read the table while this one waited.
+        let ring = self.key_ring();
+        let recently = last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1));
+        if ring.knows(&kid) || recently {
+            return ring;
+        }
+        *last = Some(std::time::Instant::now());
+        match self.reload_keys().await {
+            Ok(ring) => ring,
+            Err(e) => {
+                tracing::warn!(error = %e, "re-reading signing keys for an unknown kid failed");
+                ring
+            }
+        }
     }
 
     /// Adds a new key per algorithm, published now and signing from

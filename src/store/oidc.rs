@@ -56,6 +56,11 @@ pub trait GrantRepo {
 
 pub trait KeyRepo {
     fn insert_key(&mut self, key: &StoredKey) -> Result<()>;
+    /// Holds the lock under which a first start creates what must exist
+    /// once (signing keys, the SAML certificate, the first administrator)
+    /// until the transaction ends. PostgreSQL; SQLite's writers are
+    /// serialised already.
+    fn lock_first_start(&mut self) -> Result<()>;
     fn keys(&mut self) -> Result<Vec<StoredKey>>;
     fn delete_key(&mut self, kid: &str) -> Result<()>;
 }

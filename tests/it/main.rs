@@ -15,6 +15,7 @@ mod ephemeral;
 mod lifecycle;
 mod login;
 mod mfa;
+mod nodes;
 pub mod oidc;
 mod ops;
 mod outbound;

@@ -46,7 +46,7 @@ impl Services {
     pub async fn plan_logout(&self, req: &EndSessionRequest) -> Result<LogoutPlan> {
         let mut client_id = req.client_id.clone();
         let mut hinted_subject = None;
-        if let Some(claims) = self.id_token_hint(req.id_token_hint.as_deref())? {
+        if let Some(claims) = self.id_token_hint(req.id_token_hint.as_deref()).await? {
             if claims["iss"].as_str() != Some(self.issuer.as_str()) {
                 return Err(bad("id_token_hint was issued by someone else"));
             }
@@ -104,11 +104,11 @@ impl Services {
     /// access token (or a logout token) of ours is no hint: resource servers
     /// see access tokens, and any of them could otherwise sign the user out
     /// unasked. It is ignored, so the user is asked as when no hint is given.
-    fn id_token_hint(&self, hint: Option<&str>) -> Result<Option<serde_json::Value>> {
+    async fn id_token_hint(&self, hint: Option<&str>) -> Result<Option<serde_json::Value>> {
         let Some(hint) = hint else {
             return Ok(None);
         };
-        let ring = self.key_ring();
+        let ring = self.key_ring_for(hint).await;
         let keys = ring.verifiers(self.now(), chrono::Duration::days(3650));
         // An expired ID token is still a fine hint (the spec allows it);
         // the signature and issuer must hold.

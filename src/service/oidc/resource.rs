@@ -63,11 +63,11 @@ impl Services {
     /// What the presented token is, as far as can be told without the
     /// database: a signed access token (signature, issuer and expiry hold),
     /// something that may be a refresh token, or nothing of ours.
-    fn presented(&self, token: &str) -> Result<Presented> {
+    async fn presented(&self, token: &str) -> Result<Presented> {
         if token.matches('.').count() != 2 {
             return Ok(Presented::Opaque(sha256_hex(token.as_bytes())));
         }
-        match self.verify_access_token_signature(token) {
+        match self.verify_access_token_signature(token).await {
             Ok(t) => Ok(Presented::Signed(t)),
             Err(e) if e.kind == ErrorKind::Unauthenticated => Ok(Presented::Nothing),
             Err(e) => Err(e),
@@ -80,7 +80,7 @@ impl Services {
     /// answer carries are read in one transaction.
     pub async fn introspect(&self, creds: &ClientCredentials, token: &str) -> Result<Value> {
         let caller = self.caller(creds).await?;
-        let presented = self.presented(token)?;
+        let presented = self.presented(token).await?;
         let (now, idle) = (self.now(), self.idle_timeout()?);
         let (client, found) = self
             .db(move |r| {
@@ -131,7 +131,7 @@ impl Services {
     /// ignored without saying so. One transaction, like introspection.
     pub async fn revoke(&self, creds: &ClientCredentials, token: &str) -> Result<()> {
         let caller = self.caller(creds).await?;
-        let presented = self.presented(token)?;
+        let presented = self.presented(token).await?;
         let (now, idle) = (self.now(), self.idle_timeout()?);
         self.db(move |r| {
             let client = caller.client_in(r)?;

@@ -258,7 +258,7 @@ impl Services {
     /// will do: each client picks its own, and may change it while tokens
     /// signed with the old one are still out there.
     pub async fn verify_access_token(&self, token: &str) -> Result<AccessToken> {
-        let signed = self.verify_access_token_signature(token)?;
+        let signed = self.verify_access_token_signature(token).await?;
         let (now, idle) = (self.now(), self.idle_timeout()?);
         // Liveness in one round trip: the grant, its user, its session, the
         // revoked jti list and the elevation windows, read together.
@@ -267,13 +267,16 @@ impl Services {
     }
 
     /// The checks that need no database: signature, type, issuer, expiry.
-    pub(crate) fn verify_access_token_signature(&self, token: &str) -> Result<SignedAccessToken> {
+    pub(crate) async fn verify_access_token_signature(
+        &self,
+        token: &str,
+    ) -> Result<SignedAccessToken> {
         let header = jws::decode_header(token)
             .map_err(|_| invalid_token("the access token is malformed"))?;
         if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
             return Err(invalid_token("not an access token"));
         }
-        let ring = self.key_ring();
+        let ring = self.key_ring_for(token).await;
         let keys = ring.verifiers(self.now(), self.max_token_lifetime());
         let claims = jws::verify_with(token, &keys, &SigningAlg::ALL)
             .map_err(|_| invalid_token("the access token signature is not valid"))?;

@@ -67,7 +67,12 @@ impl Services {
             return Ok(());
         }
         let c = self.new_saml_cert(self.now()).await?;
+        // Nodes starting together: the first to take the lock creates it.
         self.db(move |r| {
+            r.lock_first_start()?;
+            if !r.saml_certs()?.is_empty() {
+                return Ok(());
+            }
             r.insert_saml_cert(&c)?;
             record(
                 r,

@@ -7,7 +7,12 @@ use crate::domain::{Grant, RefreshToken, SigningAlg, StoredKey, UserId};
 use crate::error::{Error, Result};
 use crate::store::{GrantRepo, KeyRepo};
 use chrono::{DateTime, Utc};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
+
+/// The advisory lock under which nodes starting together create what must
+/// exist once.
+const FIRST_START_LOCK: i64 = 0x0066_6972_7374;
 
 #[derive(Queryable, Insertable)]
 #[diesel(table_name = g)]
@@ -210,6 +215,13 @@ impl KeyRepo for DbConn {
                 k::activates_at.eq(to_ts(key.activates_at)),
             ))
             .execute(self)?;
+        Ok(())
+    }
+
+    fn lock_first_start(&mut self) -> Result<()> {
+        if matches!(self, DbConn::Pg(_)) {
+            self.batch_execute(&format!("SELECT pg_advisory_xact_lock({FIRST_START_LOCK})"))?;
+        }
         Ok(())
     }
 
