@@ -1,9 +1,8 @@
 //! Health, readiness, metrics and request IDs.
 
 use crate::common::{Backend, PASSWORD, PgSchema, TestEnv, TestServer, pg_url, redis_url, skip};
+use crate::cuttable::{Cuttable, host_port};
 use portcullis::config::Secret;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_and_metrics() {
@@ -78,73 +77,6 @@ async fn every_response_carries_a_request_id() {
         .await
         .unwrap();
     assert_ne!(r.headers()["x-request-id"], "bad id\twith junk");
-}
-
-/// A TCP forwarder the test can cut (and restore), to make a dependency
-/// unreachable.
-struct Cuttable {
-    addr: String,
-    upstream: String,
-    tasks: std::sync::Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
-    accept: JoinHandle<()>,
-}
-
-impl Cuttable {
-    async fn to(upstream: String) -> Self {
-        Self::listen("127.0.0.1:0", upstream).await
-    }
-
-    async fn listen(addr: &str, upstream: String) -> Self {
-        let listener = TcpListener::bind(addr).await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let tasks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let t = tasks.clone();
-        let up_for_task = upstream.clone();
-        let accept = tokio::spawn(async move {
-            let upstream = up_for_task;
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let up = upstream.clone();
-                let h = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&up).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                t.lock().unwrap().push(h);
-            }
-        });
-        Self {
-            addr,
-            upstream,
-            tasks,
-            accept,
-        }
-    }
-
-    /// Listens again on the same address.
-    async fn restore(&self) -> Self {
-        Self::listen(&self.addr, self.upstream.clone()).await
-    }
-
-    fn cut(&self) {
-        self.accept.abort();
-        for t in self.tasks.lock().unwrap().drain(..) {
-            t.abort();
-        }
-    }
-}
-
-fn host_port(url: &str) -> String {
-    let rest = url.split_once("://").unwrap().1;
-    let authority = rest.split(['/', '?']).next().unwrap();
-    let hp = authority
-        .rsplit_once('@')
-        .map(|(_, h)| h)
-        .unwrap_or(authority);
-    if hp.contains(':') {
-        hp.to_string()
-    } else {
-        format!("{hp}:5432")
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
