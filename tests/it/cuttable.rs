@@ -70,3 +70,21 @@ pub fn host_port(url: &str) -> String {
         format!("{hp}:5432")
     }
 }
+
+/// `/readyz`'s status once it turns 200, or its last within five seconds:
+/// what comes back (a pool, a Redis connection) reconnects by itself.
+pub async fn readiness_within_seconds(srv: &crate::common::TestServer) -> u16 {
+    let mut status = 0;
+    for _ in 0..20 {
+        status = reqwest::get(srv.url("/readyz"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    status
+}

@@ -5,8 +5,8 @@
 //! and everything comes back by itself when Redis does.
 
 use crate::common::{Backend, PASSWORD, PgSchema, TestEnv, TestServer, pg_url, redis_url, skip};
-use crate::cuttable::{Cuttable, host_port};
-use crate::oidc::{VERIFIER, authorize_as, authorize_url, client, draft, param, redeem};
+use crate::cuttable::{Cuttable, host_port, readiness_within_seconds};
+use crate::oidc::{authorize_url, client, draft, tokens_for};
 use portcullis::config::Secret;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -41,10 +41,10 @@ async fn redis_down_is_a_clear_503_for_what_needs_it_and_nothing_else() {
     srv.user("dora").await;
     let c = client(&srv, draft("steady")).await;
     let (id, secret) = (c.client.client_id.as_str(), c.secret.as_deref().unwrap());
+    // A browser with a session, for a code asked for while Redis is away.
     let b = srv.browser();
-    let back = authorize_as(&b, &authorize_url(&srv, &c, &[]), "dora").await;
-    let (s, t) = redeem(&srv, &c, &param(&back, "code").unwrap(), VERIFIER).await;
-    assert_eq!(s, 200, "{t}");
+    assert_eq!(b.login("dora", PASSWORD).await.status, 303);
+    let t = tokens_for(&srv, &c, "dora").await;
     let at = t["access_token"].as_str().unwrap().to_string();
     let rt = t["refresh_token"].as_str().unwrap().to_string();
     let http = reqwest::Client::new();
@@ -139,24 +139,9 @@ async fn redis_down_is_a_clear_503_for_what_needs_it_and_nothing_else() {
 
     // Redis returns: everything works again without a restart.
     let _back = redis_proxy.restore().await;
-    let mut ready = 0;
-    for _ in 0..20 {
-        ready = http
-            .get(srv.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16();
-        if ready == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let ready = readiness_within_seconds(&srv).await;
     assert_eq!(ready, 200, "ready again");
-    let back = authorize_as(&srv.browser(), &authorize_url(&srv, &c, &[]), "dora").await;
-    let (s, t) = redeem(&srv, &c, &param(&back, "code").unwrap(), VERIFIER).await;
-    assert_eq!(s, 200, "{t}");
+    tokens_for(&srv, &c, "dora").await;
     let r = form(&[("grant_type", "refresh_token"), ("refresh_token", &rt)])
         .await
         .unwrap();

@@ -6,6 +6,7 @@
 
 use crate::common::{Backend, TestEnv, now_secs};
 use crate::oidc::draft;
+use crate::oidc::rules::as_client;
 use portcullis::clock::FixedClock;
 use portcullis::service::{Actor, Services};
 use serde_json::Value;
@@ -58,30 +59,13 @@ async fn start_together(env: &TestEnv, clock: &Arc<FixedClock>, n: usize) -> Vec
 }
 
 async fn client_credentials(node: &Node, id: &str, secret: &str) -> String {
-    let v: Value = reqwest::Client::new()
-        .post(node.url("/token"))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let form = [("grant_type", "client_credentials")];
+    let v = as_client(&node.url("/token"), id, secret, &form).await;
     v["access_token"].as_str().expect("a token").to_string()
 }
 
 async fn active_at(node: &Node, id: &str, secret: &str, token: &str) -> bool {
-    let v: Value = reqwest::Client::new()
-        .post(node.url("/introspect"))
-        .basic_auth(id, Some(secret))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = as_client(&node.url("/introspect"), id, secret, &[("token", token)]).await;
     v["active"].as_bool().unwrap()
 }
 

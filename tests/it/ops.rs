@@ -1,7 +1,7 @@
 //! Health, readiness, metrics and request IDs.
 
 use crate::common::{Backend, PASSWORD, PgSchema, TestEnv, TestServer, pg_url, redis_url, skip};
-use crate::cuttable::{Cuttable, host_port};
+use crate::cuttable::{Cuttable, host_port, readiness_within_seconds};
 use portcullis::config::Secret;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,19 +135,7 @@ async fn readyz_turns_503_when_the_database_or_redis_is_unreachable() {
     // connection manager reconnect by themselves.
     let _pg_back = pg_proxy.restore().await;
     let _redis_back = redis_proxy.restore().await;
-    let mut status = 0;
-    for _ in 0..5 {
-        status = http
-            .get(srv.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16();
-        if status == 200 {
-            break;
-        }
-    }
+    let status = readiness_within_seconds(&srv).await;
     assert_eq!(status, 200, "ready again after the dependencies return");
     drop(schema);
 }

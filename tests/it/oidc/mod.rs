@@ -165,6 +165,14 @@ pub async fn post_token(
     (status, r.json().await.unwrap(), headers)
 }
 
+/// The tokens `user` gets through a fresh browser's sign-in, code and PKCE.
+pub async fn tokens_for(srv: &TestServer, c: &NewClient, user: &str) -> Value {
+    let back = authorize_as(&srv.browser(), &authorize_url(srv, c, &[]), user).await;
+    let (s, t) = redeem(srv, c, &param(&back, "code").unwrap(), VERIFIER).await;
+    assert_eq!(s, 200, "{t}");
+    t
+}
+
 pub async fn redeem(srv: &TestServer, c: &NewClient, code: &str, verifier: &str) -> (u16, Value) {
     let (s, v, _) = post_token(
         srv,

@@ -3,7 +3,7 @@
 //! atomicity was lost: refusals keep their precedence, a refresh race has one
 //! winner, and a refused request writes nothing.
 
-use super::{VERIFIER, authorize_as, authorize_url, client, draft, param, redeem};
+use super::{client, draft, tokens_for};
 use crate::common::{TestServer, backends};
 use portcullis::domain::GrantType;
 use portcullis::service::oidc::clients::NewClient;
@@ -30,10 +30,7 @@ async fn grants_of(srv: &TestServer, c: &NewClient) -> usize {
 }
 
 async fn refresh_token(srv: &TestServer, c: &NewClient) -> String {
-    let b = srv.browser();
-    let back = authorize_as(&b, &authorize_url(srv, c, &[]), "dora").await;
-    let (s, t) = redeem(srv, c, &param(&back, "code").unwrap(), VERIFIER).await;
-    assert_eq!(s, 200, "{t}");
+    let t = tokens_for(srv, c, "dora").await;
     t["refresh_token"].as_str().unwrap().to_string()
 }
 
@@ -183,10 +180,7 @@ async fn introspection_and_revocation_authenticate_before_they_answer() {
         let c = client(&srv, draft("reader")).await;
         let other = client(&srv, draft("stranger")).await;
         let (id, secret) = (c.client.client_id.as_str(), c.secret.as_deref().unwrap());
-        let b = srv.browser();
-        let back = authorize_as(&b, &authorize_url(&srv, &c, &[]), "dora").await;
-        let (s, t) = redeem(&srv, &c, &param(&back, "code").unwrap(), VERIFIER).await;
-        assert_eq!(s, 200, "{t}");
+        let t = tokens_for(&srv, &c, "dora").await;
         let at = t["access_token"].as_str().unwrap();
         let rt = t["refresh_token"].as_str().unwrap();
         for path in ["/introspect", "/revoke"] {

@@ -20,10 +20,22 @@ async fn code(srv: &TestServer, b: &Browser, c: &NewClient, user: &str) -> Strin
 }
 
 pub async fn introspect(srv: &TestServer, c: &NewClient, token: &str) -> Value {
+    let secret = c.secret.as_deref().unwrap_or_default();
+    as_client(
+        &srv.url("/introspect"),
+        &c.client.client_id,
+        secret,
+        &[("token", token)],
+    )
+    .await
+}
+
+/// A form POSTed with the client's Basic credentials; the JSON answer.
+pub async fn as_client(url: &str, id: &str, secret: &str, form: &[(&str, &str)]) -> Value {
     reqwest::Client::new()
-        .post(srv.url("/introspect"))
-        .basic_auth(&c.client.client_id, c.secret.as_deref())
-        .form(&[("token", token)])
+        .post(url)
+        .basic_auth(id, Some(secret))
+        .form(form)
         .send()
         .await
         .unwrap()
