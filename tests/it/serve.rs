@@ -77,7 +77,8 @@ impl Served {
         }
     }
 
-    fn terminate(mut self) -> std::process::ExitStatus {
+    /// Sends SIGTERM without waiting for the exit.
+    fn signal_term(&self) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
@@ -86,8 +87,32 @@ impl Served {
                 .unwrap()
                 .success()
         );
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal_term();
         self.child.wait().unwrap()
     }
+}
+
+/// The issuer and the first administrator's one-time password, from the
+/// first start's log.
+fn issuer_and_password(lines: &[serde_json::Value]) -> (String, String) {
+    let msg = message_with(lines, "first administrator").expect("bootstrap message");
+    let password = msg
+        .split("one-time password `")
+        .nth(1)
+        .unwrap()
+        .split('`')
+        .next()
+        .unwrap()
+        .to_string();
+    let issuer = lines
+        .iter()
+        .find_map(|v| v["issuer"].as_str())
+        .unwrap()
+        .to_string();
+    (issuer, password)
 }
 
 fn message_with<'a>(lines: &'a [serde_json::Value], needle: &str) -> Option<&'a str> {
@@ -104,20 +129,7 @@ async fn first_start_prints_a_working_one_time_password_once_and_sigterm_stops_c
 
     let first = serve(&config);
     let lines = first.until_listening();
-    let msg = message_with(&lines, "first administrator").expect("bootstrap message");
-    let password = msg
-        .split("one-time password `")
-        .nth(1)
-        .unwrap()
-        .split('`')
-        .next()
-        .unwrap()
-        .to_string();
-    let issuer = lines
-        .iter()
-        .find_map(|v| v["issuer"].as_str())
-        .unwrap()
-        .to_string();
+    let (issuer, password) = issuer_and_password(&lines);
     assert!(issuer.starts_with("http://localhost:"), "{issuer}");
     assert!(
         lines.iter().all(|v| v.is_object()),
@@ -148,6 +160,47 @@ async fn first_start_prints_a_working_one_time_password_once_and_sigterm_stops_c
         "printed only once: {lines:?}"
     );
     assert!(second.terminate().success());
+}
+
+/// SIGTERM stops new work but lets what is in flight finish: a burst of
+/// sign-ins queued behind one password check at a time all complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_requests_in_flight_finish() {
+    use futures_util::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = json_config(dir.path(), "[login]\npassword_hashing_memory_mib = 19\n");
+    let mut served = serve(&config);
+    let (issuer, password) = issuer_and_password(&served.until_listening());
+    let mut forms = Vec::new();
+    for _ in 0..6 {
+        let b = crate::common::Browser::new(&issuer);
+        let csrf = b.get("/login").await.csrf();
+        forms.push((b, csrf));
+    }
+    let mut burst: futures_util::stream::FuturesUnordered<_> = forms
+        .iter()
+        .map(|(b, csrf)| async {
+            let form = [
+                ("username", "admin"),
+                ("password", &password),
+                ("csrf", csrf),
+            ];
+            b.post("/login", &form).await.status
+        })
+        .collect();
+    // The first answer proves the burst is being served; the rest queue.
+    assert_eq!(burst.next().await, Some(303));
+    served.signal_term();
+    let rest: Vec<u16> = burst.collect().await;
+    assert_eq!(rest, vec![303; 5], "every sign-in in flight finished");
+    let status = tokio::task::spawn_blocking(move || served.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "graceful exit: {status:?}");
+    assert!(
+        reqwest::get(format!("{issuer}/healthz")).await.is_err(),
+        "nothing listens any more"
+    );
 }
 
 #[test]
