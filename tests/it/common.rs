@@ -146,7 +146,8 @@ pub struct TestServer {
     pub clock: Arc<FixedClock>,
     pub services: Services,
     handle: actix_web::dev::ServerHandle,
-    _env: TestEnv,
+    /// `None` for a node of several: the test holds their environment.
+    _env: Option<TestEnv>,
 }
 
 impl TestServer {
@@ -165,12 +166,20 @@ impl TestServer {
     }
 
     pub async fn start_at(env: TestEnv, at: DateTime<Utc>) -> Self {
-        let clock = FixedClock::new(at);
-        let app = portcullis::build_app_with_clock(env.settings.clone(), clock.clone())
+        let mut srv = Self::node(env.settings.clone(), FixedClock::new(at)).await;
+        srv._env = Some(env);
+        srv
+    }
+
+    /// One of several servers on one database and Redis (the test keeps
+    /// their [`TestEnv`]), all on `clock`.
+    pub async fn node(settings: Settings, clock: Arc<FixedClock>) -> Self {
+        let app = portcullis::build_app_with_clock(settings, clock.clone())
             .await
             .expect("server starts");
-        let base = app.issuer.clone();
         let port = app.port;
+        // Where this server listens; the issuer may name a load balancer.
+        let base = format!("http://localhost:{port}");
         let services = app.services.clone();
         let handle = app.handle();
         tokio::spawn(app.run());
@@ -180,7 +189,7 @@ impl TestServer {
             clock,
             services,
             handle,
-            _env: env,
+            _env: None,
         }
     }
 

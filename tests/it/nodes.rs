@@ -4,67 +4,43 @@
 //! each accepts the others' tokens at once, also right after one of them
 //! rotated its keys.
 
-use crate::common::{Backend, TestEnv, now_secs};
+use crate::common::{Backend, TestEnv, TestServer, now_secs};
 use crate::oidc::draft;
 use crate::oidc::rules::as_client;
 use portcullis::clock::FixedClock;
-use portcullis::service::{Actor, Services};
+use portcullis::service::Actor;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-struct Node {
-    base: String,
-    services: Services,
-    handle: actix_web::dev::ServerHandle,
+async fn kids(node: &TestServer) -> BTreeSet<String> {
+    let jwks: Value = reqwest::get(node.url("/jwks"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect()
 }
 
-impl Node {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn kids(&self) -> BTreeSet<String> {
-        let jwks: Value = reqwest::get(self.url("/jwks"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        jwks["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| k["kid"].as_str().unwrap().to_string())
-            .collect()
-    }
+/// `n` nodes started at the same moment on `env`'s database and Redis.
+async fn start_together(env: &TestEnv, clock: &Arc<FixedClock>, n: usize) -> Vec<TestServer> {
+    let starts = (0..n).map(|_| TestServer::node(env.settings.clone(), clock.clone()));
+    futures_util::future::join_all(starts).await
 }
 
-/// `n` nodes built at the same moment on `env`'s database and Redis.
-async fn start_together(env: &TestEnv, clock: &Arc<FixedClock>, n: usize) -> Vec<Node> {
-    let builds =
-        (0..n).map(|_| portcullis::build_app_with_clock(env.settings.clone(), clock.clone()));
-    let mut nodes = Vec::new();
-    for app in futures_util::future::join_all(builds).await {
-        let app = app.expect("every node starts");
-        let node = Node {
-            base: format!("http://127.0.0.1:{}", app.port),
-            services: app.services.clone(),
-            handle: app.handle(),
-        };
-        tokio::spawn(app.run());
-        nodes.push(node);
-    }
-    nodes
-}
-
-async fn client_credentials(node: &Node, id: &str, secret: &str) -> String {
+async fn client_credentials(node: &TestServer, id: &str, secret: &str) -> String {
     let form = [("grant_type", "client_credentials")];
     let v = as_client(&node.url("/token"), id, secret, &form).await;
     v["access_token"].as_str().expect("a token").to_string()
 }
 
-async fn active_at(node: &Node, id: &str, secret: &str, token: &str) -> bool {
+async fn active_at(node: &TestServer, id: &str, secret: &str, token: &str) -> bool {
     let v = as_client(&node.url("/introspect"), id, secret, &[("token", token)]).await;
     v["active"].as_bool().unwrap()
 }
@@ -95,7 +71,7 @@ async fn nodes_starting_together_share_one_set_of_keys_and_each_others_rotations
     let stored: BTreeSet<String> = keys.iter().map(|k| k.kid.clone()).collect();
     for n in &nodes {
         assert_eq!(
-            n.kids().await,
+            kids(n).await,
             stored,
             "{} publishes the stored keys",
             n.base
@@ -127,7 +103,7 @@ async fn nodes_starting_together_share_one_set_of_keys_and_each_others_rotations
     );
     for n in &nodes[1..] {
         assert!(
-            !n.kids().await.contains(&kid),
+            !kids(n).await.contains(&kid),
             "{} has not reloaded yet",
             n.base
         );
@@ -136,7 +112,7 @@ async fn nodes_starting_together_share_one_set_of_keys_and_each_others_rotations
             "{} accepts it",
             n.base
         );
-        assert!(n.kids().await.contains(&kid), "{} now publishes it", n.base);
+        assert!(kids(n).await.contains(&kid), "{} now publishes it", n.base);
     }
     // A made-up key ID is refused, whatever the node.
     let forged = {
@@ -148,9 +124,6 @@ async fn nodes_starting_together_share_one_set_of_keys_and_each_others_rotations
     };
     for n in &nodes {
         assert!(!active_at(n, id, secret, &forged).await);
-    }
-    for n in nodes {
-        n.handle.stop(false).await;
     }
 }
 
