@@ -3,13 +3,16 @@
 //! before it is used.
 
 use crate::domain::SamlCert;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::service::{Actor, Services, record};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Duration, Utc};
 use samael::idp::{CertificateParams, IdentityProvider, KeyType, Rsa};
 use serde_json::json;
+
+/// Set by the node that created the first certificate.
+const FIRST_CERT_MARKER: &str = "saml.first_cert";
 
 fn aad(id: &str) -> Vec<u8> {
     format!("portcullis-saml-key:{id}").into_bytes()
@@ -61,24 +64,36 @@ impl Services {
         })
     }
 
-    /// Creates the first certificate when there is none.
+    /// Creates the first certificate when there is none. Nodes starting
+    /// together on an empty database all find none; the marker row (a
+    /// unique key, inserted with the certificate) lets exactly one of them
+    /// create it, and the others keep the winner's.
     pub async fn ensure_saml_cert(&self) -> Result<()> {
         if !self.db(|r| r.saml_certs()).await?.is_empty() {
             return Ok(());
         }
         let c = self.new_saml_cert(self.now()).await?;
-        self.db(move |r| {
-            r.insert_saml_cert(&c)?;
-            record(
-                r,
-                c.created_at,
-                &Actor::system(),
-                "saml.cert_create",
-                &c.id,
-                json!({}),
-            )
-        })
-        .await
+        let created = self
+            .db(move |r| {
+                if !r.saml_certs()?.is_empty() {
+                    return Ok(());
+                }
+                r.insert_meta(FIRST_CERT_MARKER, &c.created_at.to_rfc3339())?;
+                r.insert_saml_cert(&c)?;
+                record(
+                    r,
+                    c.created_at,
+                    &Actor::system(),
+                    "saml.cert_create",
+                    &c.id,
+                    json!({}),
+                )
+            })
+            .await;
+        match created {
+            Err(e) if e.kind == ErrorKind::Conflict => Ok(()),
+            other => other,
+        }
     }
 
     /// Adds the next certificate (listed in metadata at once, signing after
