@@ -162,3 +162,56 @@ async fn redis_down_under_load_then_back_without_a_restart() {
         .await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "starts three servers and nginx: make scale-test"]
+async fn sigterm_lets_running_requests_finish() {
+    require_environment!();
+    let mut c = Cluster::start();
+    add_user(&c, "olga");
+    // Sign-ins straight to node 0: each waits its turn for password hashing
+    // (three at once), so most are still running when the signal comes.
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let node0 = c.nodes[0].url("/login");
+    let form = http.get(&node0).send().await.unwrap().text().await.unwrap();
+    let csrf = crate::http::field_value(&form, "csrf").unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    const SIGN_INS: usize = 24;
+    for _ in 0..SIGN_INS {
+        let (http, url, csrf, tx) = (http.clone(), node0.clone(), csrf.clone(), tx.clone());
+        tokio::spawn(async move {
+            let form = [
+                ("username", "olga"),
+                ("password", crate::http::PASSWORD),
+                ("csrf", &csrf),
+            ];
+            let r = http.post(url).form(&form).send().await;
+            let _ = tx.send(r.map(|r| r.status().as_u16()).map_err(|e| e.to_string()));
+        });
+    }
+    let mut done = vec![rx.recv().await.unwrap()];
+    while let Ok(r) = rx.try_recv() {
+        done.push(r);
+    }
+    assert!(done.len() < SIGN_INS, "some sign-ins are still running");
+    let status = c.nodes[0].terminate().expect("node 0 stopped");
+    assert!(status.success(), "a graceful stop: {status:?}");
+    while done.len() < SIGN_INS {
+        done.push(rx.recv().await.unwrap());
+    }
+    assert!(
+        done.iter().all(|r| r == &Ok(303)),
+        "every sign-in that had started finished: {done:?}"
+    );
+
+    // The node is gone; the balancer serves from the others.
+    assert_eq!(http_status(&node0), None);
+    let b = Browser::new(&c);
+    for _ in 0..4 {
+        assert_eq!(b.get("/login").await.status, 200);
+    }
+}
