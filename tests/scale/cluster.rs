@@ -260,6 +260,10 @@ impl Nginx {
                 .arg(dir)
                 .arg("-c")
                 .arg(&conf)
+                // Also the log for what happens before the configuration is
+                // read (by default a system path, not writable unprivileged).
+                .arg("-e")
+                .arg(dir.join("nginx-error.log"))
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(dir.join("nginx.stderr")).unwrap()),
         )

@@ -7,6 +7,7 @@ use diesel::RunQueryDsl;
 use diesel::sql_types::{BigInt, Text};
 use serde_json::Value;
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 #[derive(diesel::QueryableByName)]
 struct Applied {
@@ -180,11 +181,17 @@ async fn a_key_rotated_with_the_cli_is_accepted_on_every_node_at_once() {
             active(&http, &n.url("/introspect"), &app, &before).await,
             "the old key's tokens live on"
         );
-        assert!(
-            active(&http, &n.url("/introspect"), &app, &after).await,
-            "node {} accepts the new key",
-            n.port
-        );
+        // A re-read may be rate-limited; a few seconds is still far
+        // inside the one-minute reload this must not wait for.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !active(&http, &n.url("/introspect"), &app, &after).await {
+            assert!(
+                Instant::now() < deadline,
+                "node {} did not accept the new key within 10 s",
+                n.port
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         assert!(
             jwks_kids(&http, &n.url("/jwks")).await.contains(&new_kid),
             "node {} publishes it",
