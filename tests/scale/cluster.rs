@@ -325,7 +325,9 @@ http {{
 /// How the nodes of a cluster come up.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Start {
-    /// The first node alone (it migrates and creates keys), then the others.
+    /// The first node alone (it migrates and creates keys), then the others:
+    /// the journeys then do not depend on the start-up race, which
+    /// `AllAtOnce` tests on its own.
     FirstThenRest,
     /// All at once on the empty database.
     AllAtOnce,
