@@ -2,6 +2,8 @@
 #
 #   make run    start the IdP at http://localhost:8080 (SQLite + in-memory state)
 #   make test   run the whole test suite
+#   make scale-test  three servers on PostgreSQL + Redis behind nginx
+#               (needs PORTCULLIS_TEST_DATABASE_URL; see the README)
 #   make bench  load-test the release server, pinned to one core (target/bench/)
 #
 # Each first runs `setup`, which installs missing system build packages with
@@ -10,7 +12,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all setup test-setup build run test bench fuzz lint fmt clean
+.PHONY: all setup test-setup build run test scale-test bench fuzz lint fmt clean
 
 all: build
 
@@ -37,7 +39,8 @@ build: setup
 run: setup
 	$(CARGO) run -- serve
 
-# Tools the tests use as independent checkers (xmlsec1 verifies SAML signatures).
+# Tools the tests use as independent checkers (xmlsec1 verifies SAML signatures),
+# a browser, and the scale tests' load balancer.
 test-setup: setup
 	@command -v xmlsec1 >/dev/null 2>&1 || { \
 		echo "test-setup: installing xmlsec1"; \
@@ -47,9 +50,25 @@ test-setup: setup
 		echo "test-setup: installing chromium (browser test)"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium \
 		|| echo "test-setup: chromium could not be installed; the browser test will be skipped"; }
+	@command -v nginx >/dev/null 2>&1 || { \
+		echo "test-setup: installing nginx (load balancer of the scale tests)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nginx \
+		|| echo "test-setup: nginx could not be installed; the scale tests will be skipped"; }
 
 test: test-setup
 	$(CARGO) test
+
+# The several-node setup of the README: each test starts three `portcullis
+# serve` processes on a database of its own, a Redis of its own and nginx
+# (round robin, no stickiness), and stops them all afterwards. One test at a
+# time: each is a whole cluster on a small machine.
+scale-test: test-setup
+	@test -n "$$PORTCULLIS_TEST_DATABASE_URL" || { \
+		echo "scale-test: set PORTCULLIS_TEST_DATABASE_URL (a PostgreSQL server where it may create databases)"; exit 2; }
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "scale-test: installing redis-server"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; }
+	PORTCULLIS_SCALE_REQUIRED=1 $(CARGO) test --test scale -- --include-ignored --test-threads=1
 
 # The release server pinned to core 0 (taskset) under load from core 1, with the
 # raw OpenSSL and Argon2id rates of that core measured in the same run; writes

@@ -50,9 +50,13 @@ impl From<DieselError> for Error {
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 _,
             ) => Error::unavailable(e.to_string()),
-            // SQLite reports a writer that lost a race as "database is locked".
+            // SQLite reports a writer that lost a race as "database is locked";
+            // PostgreSQL aborts one of two transactions waiting on each other
+            // (SQLSTATE 40P01, which diesel does not name) with "deadlock
+            // detected". Both are rolled back whole, so rerunning is safe.
             DieselError::DatabaseError(_, info)
-                if info.message().contains("database is locked") =>
+                if info.message().contains("database is locked")
+                    || info.message().contains("deadlock detected") =>
             {
                 Error::new(ErrorKind::Contention, "please retry").with_detail(e.to_string())
             }
@@ -286,5 +290,44 @@ mod tests {
         assert_eq!(m.url, "postgres://u@h/db?sslmode=disable&connect_timeout=3");
         let m = ConnectionManager::new("sqlite://x.db", Duration::from_secs(3));
         assert_eq!(m.url, "sqlite://x.db");
+    }
+
+    struct Message(&'static str);
+
+    impl diesel::result::DatabaseErrorInformation for Message {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            None
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_deadlock_victim_is_retried_like_a_lost_race() {
+        for msg in ["deadlock detected", "database is locked"] {
+            let e = DieselError::DatabaseError(DatabaseErrorKind::Unknown, Box::new(Message(msg)));
+            assert_eq!(Error::from(e).kind, ErrorKind::Contention, "{msg}");
+        }
+        let other = DieselError::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new(Message("division by zero")),
+        );
+        assert_eq!(Error::from(other).kind, ErrorKind::Internal);
     }
 }
