@@ -44,6 +44,7 @@ pub async fn open_services(
     ));
     Ok(Services {
         hashing_slots,
+        hashing_memory: Default::default(),
         webauthn,
         attestation_cas,
         store: Arc::new(store),
@@ -153,7 +154,8 @@ impl App {
 
 /// Background upkeep: the PIM sweeper (windows starting and ending,
 /// webhooks) every `pim.sweep_interval`; keys rotated by another node or
-/// the CLI every minute; expired sessions and grants every ten.
+/// the CLI, and idle password-hashing memory, every minute; expired
+/// sessions and grants every ten.
 async fn housekeeping(services: Services) {
     tokio::join!(services.run_pim_worker(), upkeep(services.clone()));
 }
@@ -167,6 +169,8 @@ async fn upkeep(services: Services) {
         if let Err(e) = services.reload_keys().await {
             tracing::warn!(error = %e, "reloading signing keys failed");
         }
+        // Password hashing's working memory, idle for a minute, goes back.
+        services.hashing_memory.trim(Duration::from_secs(60));
         if round % 10 != 1 {
             continue;
         }

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod jws;
 pub mod password;
 pub mod seal;
+pub mod working_memory;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

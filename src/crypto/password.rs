@@ -1,6 +1,7 @@
 //! Argon2id password hashing. These calls are CPU-heavy by design: run them on
 //! a blocking thread, never on an async worker.
 
+pub use super::working_memory::WorkingMemory;
 use argon2::password_hash::{Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::OnceLock;
@@ -19,13 +20,25 @@ fn params() -> Params {
 
 /// Hashes a password into a PHC string (`$argon2id$v=19$…`).
 pub fn hash_password(password: &str) -> Result<String, String> {
+    hash_password_in(&mut WorkingMemory::default(), password)
+}
+
+/// [`hash_password`] in working memory kept from earlier hashings.
+pub fn hash_password_in(memory: &mut WorkingMemory, password: &str) -> Result<String, String> {
     let fail = |e: &dyn std::fmt::Display| format!("password hashing failed: {e}");
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
     let params = params();
     let mut salt_bytes = [0u8; 64];
     let raw_salt = salt.decode_b64(&mut salt_bytes).map_err(|e| fail(&e))?;
     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
-    argon2id(&params, Version::V0x13, password, raw_salt, &mut out)?;
+    argon2id(
+        memory,
+        &params,
+        Version::V0x13,
+        password,
+        raw_salt,
+        &mut out,
+    )?;
     let phc = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
@@ -40,6 +53,11 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 /// older hash keeps working after the defaults change). A malformed stored
 /// hash never matches.
 pub fn verify_password(password: &str, phc: &str) -> bool {
+    verify_password_in(&mut WorkingMemory::default(), password, phc)
+}
+
+/// [`verify_password`] in working memory kept from earlier hashings.
+pub fn verify_password_in(memory: &mut WorkingMemory, password: &str, phc: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
@@ -60,89 +78,34 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
         return false;
     };
     let mut out = vec![0u8; expected.len()];
-    argon2id(&params, version, password, raw_salt, &mut out).is_ok()
+    argon2id(memory, &params, version, password, raw_salt, &mut out).is_ok()
         // Output's equality is constant-time.
         && Output::new(&out).is_ok_and(|o| o == expected)
 }
 
-/// Argon2id into `out`, with its working memory mapped for this call alone
-/// and unmapped when it returns. Through the allocator, 19 MiB a check
-/// stayed in the process after every sign-in flood; this way memory held
-/// is exactly what runs now.
+/// Argon2id into `out`, in `memory`.
 fn argon2id(
+    memory: &mut WorkingMemory,
     params: &Params,
     version: Version,
     password: &str,
     salt: &[u8],
     out: &mut [u8],
 ) -> Result<(), String> {
-    let mut memory = memory::Blocks::map(params.block_count())
+    let blocks = memory
+        .blocks(params.block_count())
         .ok_or("password hashing failed: no memory for Argon2id")?;
     Argon2::new(Algorithm::Argon2id, version, params.clone())
-        .hash_password_into_with_memory(password.as_bytes(), salt, out, memory.as_mut_slice())
+        .hash_password_into_with_memory(password.as_bytes(), salt, out, blocks)
         .map_err(|e| format!("password hashing failed: {e}"))
-}
-
-mod memory {
-    use argon2::Block;
-
-    /// Argon2 blocks in an anonymous private mapping of their own.
-    pub(super) struct Blocks {
-        ptr: *mut Block,
-        len: usize,
-    }
-
-    impl Blocks {
-        /// `len` zeroed blocks, or `None` when the system has no memory.
-        pub(super) fn map(len: usize) -> Option<Self> {
-            let bytes = len.checked_mul(std::mem::size_of::<Block>())?;
-            if bytes == 0 {
-                return None;
-            }
-            // SAFETY: a fresh anonymous mapping; nothing else refers to it.
-            let ptr = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    bytes,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                )
-            };
-            (ptr != libc::MAP_FAILED).then(|| Self {
-                ptr: ptr.cast(),
-                len,
-            })
-        }
-
-        pub(super) fn as_mut_slice(&mut self) -> &mut [Block] {
-            // SAFETY: the mapping holds `len` blocks, is page-aligned (more
-            // than a block's 64-byte alignment), zero-filled (a valid Block)
-            // and borrowed mutably through `self` alone.
-            unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
-        }
-    }
-
-    impl Drop for Blocks {
-        fn drop(&mut self) {
-            // SAFETY: unmaps exactly the mapping made in `map`, once.
-            unsafe {
-                libc::munmap(self.ptr.cast(), self.len * std::mem::size_of::<Block>());
-            }
-        }
-    }
-
-    // SAFETY: the mapping is owned by one `Blocks` and moves with it.
-    unsafe impl Send for Blocks {}
 }
 
 /// Spends the same time as a real verification, for accounts that do not
 /// exist, so that response timing does not reveal which usernames are real.
-pub fn verify_against_dummy(password: &str) {
+pub fn verify_against_dummy(memory: &mut WorkingMemory, password: &str) {
     static DUMMY: OnceLock<String> = OnceLock::new();
     let phc = DUMMY.get_or_init(|| hash_password("portcullis-dummy-password").unwrap_or_default());
-    let _ = verify_password(password, phc);
+    let _ = verify_password_in(memory, password, phc);
 }
 
 #[cfg(test)]

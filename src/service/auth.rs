@@ -1,7 +1,7 @@
 //! Password sign-in, throttling, browser sessions and password changes.
 
 use super::{Actor, Services, record};
-use crate::crypto::password::{hash_password, verify_against_dummy, verify_password};
+use crate::crypto::password::{hash_password_in, verify_against_dummy, verify_password_in};
 use crate::crypto::{random_token, sha256_hex};
 use crate::domain::{PasswordCredential, Session, User, Username};
 use crate::error::{Error, ErrorKind, Result};
@@ -256,7 +256,7 @@ impl Services {
             Some((user, Some(cred))) => {
                 let phc = cred.hash.clone();
                 let ok = self
-                    .hashing(move || verify_password(&pw, &phc))
+                    .hashing(move |m| verify_password_in(m, &pw, &phc))
                     .await
                     .map_err(internal)?;
                 if ok {
@@ -267,7 +267,7 @@ impl Services {
             }
             _ => {
                 // Same cost as a real check, so timing does not tell.
-                self.hashing(move || verify_against_dummy(&pw))
+                self.hashing(move |m| verify_against_dummy(m, &pw))
                     .await
                     .map_err(internal)?;
                 (None, None)
@@ -545,7 +545,10 @@ impl Services {
                 ));
             };
             let (cur, phc) = (current.to_string(), cred.hash);
-            if !self.hashing(move || verify_password(&cur, &phc)).await? {
+            if !self
+                .hashing(move |m| verify_password_in(m, &cur, &phc))
+                .await?
+            {
                 return Err(Error::new(
                     ErrorKind::Unauthenticated,
                     "The current password is incorrect.",
@@ -554,7 +557,7 @@ impl Services {
         }
         let new_pw = new.to_string();
         let hash = self
-            .hashing(move || hash_password(&new_pw))
+            .hashing(move |m| hash_password_in(m, &new_pw))
             .await?
             .map_err(Error::internal)?;
         let now = self.now();

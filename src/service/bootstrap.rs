@@ -2,7 +2,7 @@
 //! with a one-time password, created once and never again.
 
 use super::{Actor, Services, record};
-use crate::crypto::password::hash_password;
+use crate::crypto::password::hash_password_in;
 use crate::crypto::random_token;
 use crate::domain::{
     Group, GroupId, GroupName, PasswordCredential, User, UserId, UserStatus, Username,
@@ -24,7 +24,7 @@ impl Services {
         let password = random_token();
         let pw = password.clone();
         let hash = self
-            .hashing(move || hash_password(&pw))
+            .hashing(move |m| hash_password_in(m, &pw))
             .await?
             .map_err(Error::internal)?;
         let now = self.now();

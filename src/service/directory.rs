@@ -3,7 +3,7 @@
 
 use super::lifecycle::{CutAccess, cut_access_in};
 use super::{Actor, Services, record};
-use crate::crypto::password::hash_password;
+use crate::crypto::password::hash_password_in;
 use crate::domain::{
     Group, GroupId, GroupName, PasswordCredential, Role, RoleId, RoleName, User, UserId,
     UserStatus, Username, validate_email,
@@ -90,7 +90,7 @@ impl Services {
         check_password_policy(password, self.settings.login.password_min_length, username)
             .map_err(Error::invalid)?;
         let pw = password.to_string();
-        self.hashing(move || hash_password(&pw))
+        self.hashing(move |m| hash_password_in(m, &pw))
             .await?
             .map_err(Error::internal)
     }

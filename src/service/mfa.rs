@@ -2,7 +2,7 @@
 
 use super::auth::{ClientInfo, SignedIn, account_key, locked};
 use super::{Actor, Services, record};
-use crate::crypto::password::{hash_password, verify_password};
+use crate::crypto::password::{hash_password_in, verify_password_in};
 use crate::crypto::{random_token, sha256_hex};
 use crate::domain::{User, UserId};
 use crate::error::{Error, ErrorKind, Result};
@@ -173,10 +173,10 @@ impl Services {
         let codes = new_recovery_codes();
         let plain: Vec<String> = codes.iter().map(|c| normalise_recovery_code(c)).collect();
         let hashes = self
-            .hashing(move || {
+            .hashing(move |m| {
                 plain
                     .iter()
-                    .map(|c| hash_password(c))
+                    .map(|c| hash_password_in(m, c))
                     .collect::<std::result::Result<Vec<_>, _>>()
             })
             .await?
@@ -368,10 +368,10 @@ impl Services {
             .map(|c| (c.id, c.code_hash))
             .collect();
         let found = self
-            .hashing(move || {
+            .hashing(move |m| {
                 candidates
                     .into_iter()
-                    .find(|(_, h)| verify_password(&normal, h))
+                    .find(|(_, h)| verify_password_in(m, &normal, h))
                     .map(|(id, _)| id)
             })
             .await?;

@@ -22,6 +22,7 @@ pub mod webauthn;
 
 use crate::clock::SharedClock;
 use crate::config::Settings;
+use crate::crypto::working_memory::WorkingMemory;
 use crate::domain::NewAuditEntry;
 use crate::ephemeral::SharedEphemeral;
 use crate::error::{Error, Result};
@@ -49,6 +50,8 @@ pub struct Services {
     pub attestation_cas: Option<Arc<webauthn_rs::prelude::AttestationCaList>>,
     /// One permit per password hashing the memory budget allows at once.
     pub hashing_slots: Arc<tokio::sync::Semaphore>,
+    /// The working memories of the hashing slots not running now.
+    pub hashing_memory: Arc<crate::crypto::working_memory::MemoryPool>,
 }
 
 /// Who caused an action, for the audit trail.
@@ -103,10 +106,12 @@ impl Services {
     /// `login.password_hashing_memory_mib` holds: a flood of sign-ins waits
     /// its turn (up to `login.password_hashing_wait`, then 503) instead of
     /// taking every blocking thread and gigabytes of memory.
+    /// Each runs in a slot's working memory, kept while sign-ins keep
+    /// coming (see [`crate::crypto::working_memory`]).
     pub async fn hashing<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce() -> T + Send + 'static,
+        F: FnOnce(&mut WorkingMemory) -> T + Send + 'static,
     {
         let wait = self.settings.login.password_hashing_wait;
         let permit = tokio::time::timeout(wait, self.hashing_slots.acquire())
@@ -118,9 +123,11 @@ impl Services {
                 )
             })?
             .map_err(|e| Error::internal(format!("hashing limiter: {e}")))?;
-        let out = Self::cpu(f).await;
+        let mut memory = self.hashing_memory.take();
+        let (out, memory) = Self::cpu(move || (f(&mut memory), memory)).await?;
+        self.hashing_memory.put_back(memory);
         drop(permit);
-        out
+        Ok(out)
     }
 
     /// Runs CPU-heavy work (key generation, encryption) off the async workers.

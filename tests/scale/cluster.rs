@@ -112,6 +112,22 @@ impl Database {
     pub fn connect(&self) -> PgConnection {
         PgConnection::establish(&self.url()).expect("connect to the scale database")
     }
+
+    /// Connections open to this database, not counting the one asking.
+    pub fn connections(&self) -> i64 {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let sql = "SELECT count(*) AS n FROM pg_stat_activity \
+                   WHERE datname = current_database() AND pid <> pg_backend_pid()";
+        diesel::sql_query(sql)
+            .get_result::<Count>(&mut self.connect())
+            .map(|c| c.n)
+            .unwrap()
+    }
 }
 
 impl Drop for Database {
@@ -208,6 +224,32 @@ impl Node {
         self.child = Some(spawn_tied(&mut cmd).expect("portcullis serve starts"));
     }
 
+    /// The process ID while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Its resident anonymous memory in MiB (the heap, stacks; not the
+    /// mapped binary, which a debug build makes large) and its open file
+    /// descriptors, from `/proc`.
+    pub fn resources(&self) -> Resources {
+        let pid = self.pid().expect("the node runs");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kib = |field: &str| -> f64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0.0)
+        };
+        Resources {
+            anon_mib: kib("RssAnon:") / 1024.0,
+            fds: std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .unwrap()
+                .count(),
+        }
+    }
+
     /// Whether the process still runs (a failed start exits).
     pub fn running(&mut self) -> bool {
         self.child
@@ -217,6 +259,13 @@ impl Node {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: the node dies as in a crash, whatever it was doing.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            stop(&mut c, libc::SIGKILL, Duration::from_secs(5));
+        }
     }
 
     /// SIGTERM: the documented way to stop a node (it drains for up to 10 s).
@@ -242,6 +291,13 @@ fn clear_portcullis_env(cmd: &mut Command) {
             cmd.env_remove(k);
         }
     }
+}
+
+/// What a node holds of the machine at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct Resources {
+    pub anon_mib: f64,
+    pub fds: usize,
 }
 
 /// nginx in the foreground, one process, from a generated configuration.
@@ -443,6 +499,11 @@ impl Cluster {
     /// Restarts node `i` (same configuration) and waits until it is ready.
     pub fn restart(&mut self, i: usize) {
         self.nodes[i].terminate();
+        self.start_again(i);
+    }
+
+    /// Starts node `i` again after it stopped (or was killed).
+    pub fn start_again(&mut self, i: usize) {
         self.nodes[i].start();
         wait_ready(&mut self.nodes[i]);
     }

@@ -9,6 +9,7 @@
 //! they were skipped without them.
 
 mod cluster;
+mod crash;
 mod faults;
 mod http;
 mod journeys;
@@ -17,4 +18,5 @@ mod oidc;
 mod passkey;
 mod pim;
 mod races;
+mod resources;
 mod saml;
