@@ -39,8 +39,9 @@ pub async fn open_services(
     let store = store.with_audit_key(crypto::audit::AuditKey::derive(&sealer));
     let webauthn = service::webauthn::relying_party(&settings, &issuer)?.map(Arc::new);
     let attestation_cas = service::attestation::attestation_cas(&settings)?.map(Arc::new);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let hashing_slots = Arc::new(tokio::sync::Semaphore::new(
-        settings.login.password_hashings_at_once(),
+        settings.login.password_hashings_at_once(cores),
     ));
     Ok(Services {
         hashing_slots,

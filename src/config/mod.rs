@@ -182,11 +182,13 @@ pub struct LoginSettings {
 }
 
 impl LoginSettings {
-    /// How many password hashings may run at once within the budget.
-    pub fn password_hashings_at_once(&self) -> usize {
-        (self.password_hashing_memory_mib * 1024 * 1024
-            / crate::crypto::password::MEMORY_PER_HASHING)
-            .max(1)
+    /// How many password hashings may run at once: as many as the budget
+    /// holds, but no more than `cores` (more would only share the cores and
+    /// hold more memory), and at least one.
+    pub fn password_hashings_at_once(&self, cores: usize) -> usize {
+        let fit = self.password_hashing_memory_mib * 1024 * 1024
+            / crate::crypto::password::MEMORY_PER_HASHING;
+        fit.min(cores).max(1)
     }
 }
 

@@ -103,7 +103,8 @@ impl Services {
 
     /// Runs password hashing or verification (Argon2id: 19 MiB and tens of
     /// milliseconds each) off the async workers, as many at once as
-    /// `login.password_hashing_memory_mib` holds: a flood of sign-ins waits
+    /// `login.password_hashing_memory_mib` holds (at most one a core): a
+    /// flood of sign-ins waits
     /// its turn (up to `login.password_hashing_wait`, then 503) instead of
     /// taking every blocking thread and gigabytes of memory.
     /// Each runs in a slot's working memory, kept while sign-ins keep

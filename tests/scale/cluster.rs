@@ -360,6 +360,9 @@ http {{
 
     upstream portcullis {{
 {servers}        keepalive 32;
+        # Below portcullis' own 5 s, so nginx never reuses a connection the
+        # node has just closed (a POST on it would fail with 502).
+        keepalive_timeout 4s;
     }}
     server {{
         listen 127.0.0.1:{port};

@@ -58,6 +58,7 @@ async fn redis_down_under_load_then_back_without_a_restart() {
     .await;
     assert_eq!(st, 200, "{t}");
     let at = t["access_token"].as_str().unwrap().to_string();
+    let before: Vec<usize> = c.nodes.iter().map(|n| n.resources().fds).collect();
 
     c.redis.kill();
     let http = client(&c, None);
@@ -161,6 +162,17 @@ async fn redis_down_under_load_then_back_without_a_restart() {
         )
         .await
     );
+    // The outage left nothing open behind it: each node holds about the
+    // descriptors it held before (one Redis connection, pooled database
+    // connections, the balancer's kept-alive connections).
+    for (n, before) in c.nodes.iter().zip(before) {
+        let after = n.resources().fds;
+        assert!(
+            after <= before + 16,
+            "node {}: {before} descriptors before, {after} after",
+            n.port
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,7 @@ mod http;
 mod journeys;
 mod keys;
 mod oidc;
+mod outbox;
 mod passkey;
 mod pim;
 mod races;

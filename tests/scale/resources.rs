@@ -65,32 +65,43 @@ fn soak() -> Duration {
 
 /// Twelve clients through the balancer until `until`: tokens, their
 /// introspection, discovery, and now and then a password sign-in straight
-/// at a node. How many rounds went right and how many did not.
-async fn mixed_load(c: &Arc<Cluster>, app: &crate::oidc::Client, until: Instant) -> (usize, usize) {
+/// at a node. How many rounds went right, and why the others did not.
+async fn mixed_load(
+    c: &Arc<Cluster>,
+    app: &crate::oidc::Client,
+    until: Instant,
+) -> (usize, Vec<String>) {
     let workers = (0..12).map(|w| {
         let (c, app) = (c.clone(), app.clone());
         tokio::spawn(async move {
             let http = crate::http::client(&c, None);
-            let (mut ok, mut failed) = (0, 0);
+            let (mut ok, mut failed) = (0, Vec::new());
             for round in 0usize.. {
                 if Instant::now() >= until {
                     break;
                 }
-                let went_right = if (round + w) % 25 == 0 {
-                    sign_in_at(&c.nodes[round % NODES], "mia").await == 303
+                let outcome = if (round + w) % 25 == 0 {
+                    match sign_in_at(&c.nodes[round % NODES], "mia").await {
+                        303 => Ok(()),
+                        other => Err(format!("sign-in answered {other}")),
+                    }
                 } else {
                     one_token_round(&c, &http, &app).await
                 };
-                if went_right { ok += 1 } else { failed += 1 }
+                match outcome {
+                    Ok(()) => ok += 1,
+                    Err(why) => failed.push(why),
+                }
             }
             (ok, failed)
         })
     });
-    join_all(workers)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .fold((0, 0), |(a, b), (x, y)| (a + x, b + y))
+    let mut all = (0, Vec::new());
+    for (ok, failed) in join_all(workers).await.into_iter().map(Result::unwrap) {
+        all.0 += ok;
+        all.1.extend(failed);
+    }
+    all
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,7 +132,12 @@ async fn a_minute_of_mixed_load_keeps_memory_connections_and_descriptors_bounded
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let (done, failed) = load.await.unwrap();
-    assert_eq!(failed, 0, "{failed} of {} rounds failed", done + failed);
+    assert!(
+        failed.is_empty(),
+        "{} of {} rounds failed: {failed:?}",
+        failed.len(),
+        done + failed.len()
+    );
     assert!(done > 100, "the load ran: {done} rounds");
     assert!(
         peak_mib <= MEMORY_BOUND_MIB,
@@ -147,35 +163,49 @@ async fn a_minute_of_mixed_load_keeps_memory_connections_and_descriptors_bounded
 }
 
 /// A `client_credentials` token through the balancer, then its introspection
-/// and discovery: true when all three answer as they should.
-async fn one_token_round(c: &Cluster, http: &reqwest::Client, app: &crate::oidc::Client) -> bool {
-    let t: Value = match http
-        .post(c.url("/token"))
-        .basic_auth(&app.id, Some(&app.secret))
-        .form(&[("grant_type", "client_credentials"), ("scope", "pim")])
-        .send()
-        .await
-    {
-        Ok(r) if r.status() == 200 => r.json().await.unwrap_or_default(),
-        _ => return false,
+/// and discovery; why not, if any of them did not answer as it should.
+async fn one_token_round(
+    c: &Cluster,
+    http: &reqwest::Client,
+    app: &crate::oidc::Client,
+) -> Result<(), String> {
+    let answer = |what: &str, r: reqwest::Result<reqwest::Response>| match r {
+        Ok(r) => Ok(r),
+        Err(e) => Err(format!("{what}: {e}")),
     };
-    let Some(at) = t["access_token"].as_str() else {
-        return false;
-    };
-    let active = match http
-        .post(c.url("/introspect"))
-        .basic_auth(&app.id, Some(&app.secret))
-        .form(&[("token", at)])
-        .send()
-        .await
-    {
-        Ok(r) => r.json::<Value>().await.unwrap_or_default()["active"] == true,
-        Err(_) => false,
-    };
-    let discovery = http
-        .get(c.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 200);
-    active && discovery
+    let r = answer(
+        "token",
+        http.post(c.url("/token"))
+            .basic_auth(&app.id, Some(&app.secret))
+            .form(&[("grant_type", "client_credentials"), ("scope", "pim")])
+            .send()
+            .await,
+    )?;
+    let (status, t) = (r.status(), r.text().await.unwrap_or_default());
+    let v: Value = serde_json::from_str(&t).unwrap_or_default();
+    let at = v["access_token"]
+        .as_str()
+        .ok_or_else(|| format!("token: {status} {t}"))?;
+    let r = answer(
+        "introspection",
+        http.post(c.url("/introspect"))
+            .basic_auth(&app.id, Some(&app.secret))
+            .form(&[("token", at)])
+            .send()
+            .await,
+    )?;
+    let (status, t) = (r.status(), r.text().await.unwrap_or_default());
+    if !t.contains("\"active\":true") {
+        return Err(format!("introspection: {status} {t}"));
+    }
+    let r = answer(
+        "discovery",
+        http.get(c.url("/.well-known/openid-configuration"))
+            .send()
+            .await,
+    )?;
+    match r.status().as_u16() {
+        200 => Ok(()),
+        other => Err(format!("discovery: {other}")),
+    }
 }

@@ -53,5 +53,14 @@ fn a_budget_smaller_than_one_hashing_is_refused_naming_the_setting() {
         "{e}"
     );
     let s = Settings::from_toml("[login]\npassword_hashing_memory_mib = 64\n").unwrap();
-    assert_eq!(s.login.password_hashings_at_once(), 3);
+    assert_eq!(
+        s.login.password_hashings_at_once(8),
+        3,
+        "what the budget holds"
+    );
+    assert_eq!(
+        s.login.password_hashings_at_once(2),
+        2,
+        "no more than the cores"
+    );
 }
