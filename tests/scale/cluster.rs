@@ -250,6 +250,22 @@ impl Node {
         }
     }
 
+    /// What its descriptors are, counted by kind, for a failure message.
+    pub fn descriptor_kinds(&self) -> String {
+        let pid = self.pid().expect("the node runs");
+        let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+        for e in std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+        {
+            let target = std::fs::read_link(e.path()).unwrap_or_default();
+            let t = target.to_string_lossy();
+            let kind = t.split([':', '[']).next().unwrap_or("").to_string();
+            *kinds.entry(kind).or_default() += 1;
+        }
+        format!("{kinds:?}")
+    }
+
     /// Whether the process still runs (a failed start exits).
     pub fn running(&mut self) -> bool {
         self.child

@@ -4,8 +4,8 @@
 //! one if it did — never both, never neither, and the grant lives on.
 
 use crate::cluster::{Cluster, NODES};
-use crate::http::{Browser, client};
-use crate::oidc::{Client, add_client, add_user, claims, code, redeem_form, token};
+use crate::http::Browser;
+use crate::oidc::{Client, add_client, add_user, claims, refresh_form, tokens_for};
 use crate::require_environment;
 use diesel::RunQueryDsl;
 use portcullis::crypto::sha256_hex;
@@ -38,18 +38,7 @@ fn grant_state(c: &Cluster, grant: &str, held: &str) -> GrantState {
 
 /// A fresh grant for `user`: its ID and its refresh token.
 async fn new_grant(c: &Cluster, app: &Client, user: &str) -> (String, String) {
-    let b = Browser::new(c);
-    let (code, _) = code(c, &b, app, user, "openid offline_access").await;
-    let http = client(c, None);
-    let (st, t, _) = token(
-        &http,
-        &c.url("/token"),
-        app,
-        &redeem_form(&code),
-        &b.served_by,
-    )
-    .await;
-    assert_eq!(st, 200, "{t}");
+    let t = tokens_for(c, &Browser::new(c), app, user, "openid offline_access").await;
     let jti = claims(t["access_token"].as_str().unwrap())["jti"].clone();
     let grant = jti.as_str().unwrap().split('.').next().unwrap().to_string();
     (grant, t["refresh_token"].as_str().unwrap().to_string())
@@ -70,7 +59,7 @@ async fn a_node_killed_during_refresh_rotation_leaves_exactly_one_live_token() {
         // lands a little later each round, before, during or after it.
         let (url, app2, rt) = (c.nodes[i].url("/token"), app.clone(), held.clone());
         let request = tokio::spawn(async move {
-            let form = [("grant_type", "refresh_token"), ("refresh_token", &rt)];
+            let form = refresh_form(&rt);
             let r = reqwest::Client::new()
                 .post(url)
                 .basic_auth(&app2.id, Some(&app2.secret))
@@ -115,10 +104,7 @@ async fn a_node_killed_during_refresh_rotation_leaves_exactly_one_live_token() {
         }
         // Whatever happened, the token now held works on another node.
         let other = &c.nodes[(i + 1) % NODES];
-        let form = [
-            ("grant_type", "refresh_token"),
-            ("refresh_token", held.as_str()),
-        ];
+        let form = refresh_form(&held);
         let r = reqwest::Client::new()
             .post(other.url("/token"))
             .basic_auth(&app.id, Some(&app.secret))

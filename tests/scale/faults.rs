@@ -4,7 +4,7 @@
 
 use crate::cluster::{Cluster, http_status};
 use crate::http::{Browser, client};
-use crate::oidc::{active, add_client, add_user, authorize_url, code, redeem_form, token};
+use crate::oidc::{active, add_client, add_user, authorize_url, redeem_form, tokens_for};
 use crate::require_environment;
 use futures_util::future::join_all;
 use serde_json::Value;
@@ -47,16 +47,7 @@ async fn redis_down_under_load_then_back_without_a_restart() {
     add_user(&c, "olga");
     let app = add_client(&c, "ledger");
     let b = Browser::new(&c);
-    let (code1, _) = code(&c, &b, &app, "olga", "openid offline_access").await;
-    let (st, t, _) = token(
-        &b.http,
-        &c.url("/token"),
-        &app,
-        &redeem_form(&code1),
-        &b.served_by,
-    )
-    .await;
-    assert_eq!(st, 200, "{t}");
+    let t = tokens_for(&c, &b, &app, "olga", "openid offline_access").await;
     let at = t["access_token"].as_str().unwrap().to_string();
     let before: Vec<usize> = c.nodes.iter().map(|n| n.resources().fds).collect();
 
@@ -142,17 +133,7 @@ async fn redis_down_under_load_then_back_without_a_restart() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let again = Browser::new(&c);
-    let (code2, _) = code(&c, &again, &app, "olga", "openid").await;
-    let (st, t, _) = token(
-        &again.http,
-        &c.url("/token"),
-        &app,
-        &redeem_form(&code2),
-        &again.served_by,
-    )
-    .await;
-    assert_eq!(st, 200, "{t}");
+    let t = tokens_for(&c, &Browser::new(&c), &app, "olga", "openid").await;
     assert!(
         active(
             &http,
@@ -162,15 +143,16 @@ async fn redis_down_under_load_then_back_without_a_restart() {
         )
         .await
     );
-    // The outage left nothing open behind it: each node holds about the
-    // descriptors it held before (one Redis connection, pooled database
-    // connections, the balancer's kept-alive connections).
+    // The outage left nothing open behind it. The load may have grown the
+    // database pool (up to 10) and the balancer's kept-alive connections;
+    // a leak would be one per request that met the outage (70 here).
     for (n, before) in c.nodes.iter().zip(before) {
         let after = n.resources().fds;
         assert!(
-            after <= before + 16,
-            "node {}: {before} descriptors before, {after} after",
-            n.port
+            after <= before + 10 + 16,
+            "node {}: {before} descriptors before, {after} after: {}",
+            n.port,
+            n.descriptor_kinds()
         );
     }
 }

@@ -109,6 +109,22 @@ pub async fn token(
     (status, r.json().await.unwrap_or_default(), node)
 }
 
+/// A code for `user` (signing in when asked) redeemed through the
+/// balancer: the token answer.
+pub async fn tokens_for(c: &Cluster, b: &Browser, app: &Client, user: &str, scope: &str) -> Value {
+    let (code, _) = code(c, b, app, user, scope).await;
+    let (st, t, _) = token(
+        &b.http,
+        &c.url("/token"),
+        app,
+        &redeem_form(&code),
+        &b.served_by,
+    )
+    .await;
+    assert_eq!(st, 200, "{t}");
+    t
+}
+
 pub fn redeem_form(code: &str) -> [(&str, &str); 4] {
     [
         ("grant_type", "authorization_code"),
@@ -130,6 +146,22 @@ pub async fn active(http: &reqwest::Client, url: &str, client: &Client, token: &
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     v["active"].as_bool().expect("introspection answers active")
+}
+
+/// Every node's introspection says `at` is no longer active.
+pub async fn inactive_on_every_node(c: &Cluster, http: &reqwest::Client, app: &Client, at: &str) {
+    for n in &c.nodes {
+        assert!(
+            !active(http, &n.url("/introspect"), app, at).await,
+            "node {}",
+            n.port
+        );
+    }
+}
+
+/// A `refresh_token` grant for `rt`.
+pub fn refresh_form(rt: &str) -> [(&str, &str); 2] {
+    [("grant_type", "refresh_token"), ("refresh_token", rt)]
 }
 
 /// The claims of a JWT, unverified.

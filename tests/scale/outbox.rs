@@ -4,7 +4,7 @@
 
 use crate::cluster::Cluster;
 use crate::http::Browser;
-use crate::oidc::{REDIRECT, code, redeem_form, token};
+use crate::oidc::{REDIRECT, tokens_for};
 use crate::require_environment;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -99,16 +99,7 @@ async fn a_logout_queued_by_a_node_that_died_is_delivered_by_another() {
         secret: v["client_secret"].as_str().unwrap().into(),
     };
     let b = Browser::new(&c);
-    let (code, _) = code(&c, &b, &app, "nora", "openid").await;
-    let (st, t, _) = token(
-        &b.http,
-        &c.url("/token"),
-        &app,
-        &redeem_form(&code),
-        &b.served_by,
-    )
-    .await;
-    assert_eq!(st, 200, "{t}");
+    tokens_for(&c, &b, &app, "nora", "openid").await;
 
     // The sign-out is answered by some node, which dies at once: SIGKILL,
     // before its own sender (every `pim.sweep_interval`) comes round.

@@ -3,7 +3,10 @@
 
 use crate::cluster::Cluster;
 use crate::http::Browser;
-use crate::oidc::{Client, active, add_client, claims, code, redeem_form, signed_in, token};
+use crate::oidc::{
+    Client, active, add_client, claims, inactive_on_every_node, refresh_form, signed_in, token,
+    tokens_for,
+};
 use crate::require_environment;
 use serde_json::{Value, json};
 
@@ -81,17 +84,7 @@ pub fn roles(jwt: &str) -> Vec<String> {
 
 /// A code flow for the signed-in browser; the token answer.
 pub async fn tokens(c: &Cluster, b: &Browser, app: &Client) -> Value {
-    let (code, _) = code(c, b, app, "", "openid offline_access").await;
-    let (st, t, _) = token(
-        &b.http,
-        &c.url("/token"),
-        app,
-        &redeem_form(&code),
-        &b.served_by,
-    )
-    .await;
-    assert_eq!(st, 200, "{t}");
-    t
+    tokens_for(c, b, app, "", "openid offline_access").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,17 +124,8 @@ async fn request_approval_elevated_token_and_revocation_across_nodes() {
     let (st, v) = revoke(&root, &id).await;
     assert_eq!((st, v["state"].as_str()), (200, Some("revoked")), "{v}");
     // Rule 4 on every node, and rule 3: a refresh yields no role.
-    for n in &c.nodes {
-        assert!(
-            !active(&http, &n.url("/introspect"), &app, at).await,
-            "node {}",
-            n.port
-        );
-    }
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", t["refresh_token"].as_str().unwrap()),
-    ];
+    inactive_on_every_node(&c, &http, &app, at).await;
+    let form = refresh_form(t["refresh_token"].as_str().unwrap());
     let (st, r, _) = token(&ada.http, &c.url("/token"), &app, &form, &ada.served_by).await;
     assert_eq!(st, 200, "{r}");
     assert!(!roles(r["access_token"].as_str().unwrap()).contains(&ROLE.into()));

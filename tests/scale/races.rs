@@ -3,7 +3,10 @@
 
 use crate::cluster::Cluster;
 use crate::http::{Browser, Nodes, client, spread};
-use crate::oidc::{active, add_client, add_user, code, redeem_form, signed_in, token};
+use crate::oidc::{
+    active, add_client, add_user, code, inactive_on_every_node, redeem_form, refresh_form,
+    signed_in, token,
+};
 use crate::pim::{ROLE, approval_setup, decide, request, request_role, revoke, roles, tokens};
 use crate::require_environment;
 use futures_util::future::join_all;
@@ -49,17 +52,8 @@ async fn one_code_redeemed_200_times_at_once_on_three_nodes() {
 
     // The replay revoked what the code issued, on every node.
     let at = won["access_token"].as_str().unwrap();
-    for n in &c.nodes {
-        assert!(
-            !active(&http, &n.url("/introspect"), &app, at).await,
-            "node {}",
-            n.port
-        );
-    }
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", won["refresh_token"].as_str().unwrap()),
-    ];
+    inactive_on_every_node(&c, &http, &app, at).await;
+    let form = refresh_form(won["refresh_token"].as_str().unwrap());
     let (st, e, _) = token(&http, &url, &app, &form, &nodes).await;
     assert_eq!(
         (st, e["error"].as_str()),
@@ -81,20 +75,14 @@ async fn one_refresh_token_used_100_times_at_once_on_three_nodes() {
     let (st, t, _) = token(&http, &url, &app, &redeem_form(&code), &nodes).await;
     assert_eq!(st, 200, "{t}");
 
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", t["refresh_token"].as_str().unwrap()),
-    ];
+    let form = refresh_form(t["refresh_token"].as_str().unwrap());
     let got = join_all((0..100).map(|_| token(&http, &url, &app, &form, &nodes))).await;
     let won = one_winner(&got);
     assert_eq!(spread(&nodes), 3, "the refreshes reached every node");
 
     // The reuse revoked the grant: the one new refresh token is dead, and
     // so are the access tokens issued under the grant.
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", won["refresh_token"].as_str().unwrap()),
-    ];
+    let form = refresh_form(won["refresh_token"].as_str().unwrap());
     let (st, e, _) = token(&http, &url, &app, &form, &nodes).await;
     assert_eq!(
         (st, e["error"].as_str()),
