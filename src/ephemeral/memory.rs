@@ -152,6 +152,16 @@ impl Ephemeral for MemoryStore {
         Ok(1)
     }
 
+    async fn decr(&self, key: &str) -> Result<()> {
+        let now = self.clock.now();
+        let mut shard = self.shard(key);
+        if let Some(e) = Self::live(&mut shard, key, now) {
+            let n = parse_count(&e.value).saturating_sub(1);
+            e.value = n.to_string().into_bytes();
+        }
+        Ok(())
+    }
+
     async fn ttl(&self, key: &str) -> Result<Option<Duration>> {
         let now = self.clock.now();
         let mut shard = self.shard(key);

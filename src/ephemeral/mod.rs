@@ -37,6 +37,9 @@ pub trait Ephemeral: Send + Sync + 'static {
     /// Adds one to a counter and returns the new count. The first increment
     /// starts the counter's `ttl`; later ones do not extend it.
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64>;
+    /// Takes one back from a counter that exists and is above zero (an
+    /// attempt counted in advance that turned out fine); never creates one.
+    async fn decr(&self, key: &str) -> Result<()>;
     /// Time left before `key` expires; `None` when it does not exist.
     async fn ttl(&self, key: &str) -> Result<Option<Duration>>;
     async fn delete(&self, key: &str) -> Result<()>;

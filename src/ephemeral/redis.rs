@@ -101,6 +101,20 @@ impl Ephemeral for RedisStore {
         Ok(count)
     }
 
+    async fn decr(&self, key: &str) -> Result<()> {
+        // Atomic, and never creates the key or takes it below zero.
+        let script = redis::Script::new(
+            "local v = tonumber(redis.call('GET', KEYS[1]) or '0') \
+             if v > 0 then return redis.call('DECR', KEYS[1]) end return 0",
+        );
+        script
+            .key(self.key(key))
+            .invoke_async::<i64>(&mut self.conn.clone())
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
     async fn ttl(&self, key: &str) -> Result<Option<Duration>> {
         let ms: i64 = redis::cmd("PTTL")
             .arg(self.key(key))

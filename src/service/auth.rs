@@ -198,10 +198,41 @@ impl Services {
     }
 
     pub(super) async fn count_failure(&self, username: &str, ip: &str) -> Result<()> {
+        self.count_attempt(username, ip).await.map(|_| ())
+    }
+
+    /// Counts an attempt against the account and the address; the counts.
+    async fn count_attempt(&self, username: &str, ip: &str) -> Result<FailureCounts> {
         let lockout = self.settings.login.lockout;
-        self.ephemeral.incr(&account_key(username), lockout).await?;
-        self.ephemeral.incr(&ip_key(ip), lockout).await?;
-        Ok(())
+        Ok(FailureCounts {
+            account: self.ephemeral.incr(&account_key(username), lockout).await?,
+            ip: self.ephemeral.incr(&ip_key(ip), lockout).await?,
+        })
+    }
+
+    /// Counts a password attempt as a failure before the password is
+    /// checked, so that guesses sent at once cannot outrun the lockout: each
+    /// takes one of the checks a window allows, and those past the limit
+    /// are refused unchecked. A store that cannot count refuses the attempt
+    /// (an error, 503): unlimited uncounted guesses are never the fallback.
+    async fn reserve_attempt(&self, username: &str, ip: &str) -> Result<ThrottleDecision> {
+        let counts = self.count_attempt(username, ip).await?;
+        let l = self.limits();
+        Ok(
+            if counts.account > u64::from(l.per_account) || counts.ip > u64::from(l.per_ip) {
+                ThrottleDecision::Locked {
+                    retry_after: l.lockout,
+                }
+            } else {
+                ThrottleDecision::Allow
+            },
+        )
+    }
+
+    /// Gives back an attempt counted in advance whose password was right.
+    async fn release_attempt(&self, username: &str, ip: &str) -> Result<()> {
+        self.ephemeral.decr(&account_key(username)).await?;
+        self.ephemeral.decr(&ip_key(ip)).await
     }
 
     /// Checks a username and password and, when they match an active account,
@@ -240,6 +271,14 @@ impl Services {
             return Err(fail(LoginOutcome::Throttled, locked(retry_after)));
         }
 
+        if let ThrottleDecision::Locked { retry_after } = self
+            .reserve_attempt(&name_key, &ip)
+            .await
+            .map_err(internal)?
+        {
+            return Err(fail(LoginOutcome::Throttled, locked(retry_after)));
+        }
+
         let found = self
             .db(move |r| {
                 let Some(user) = r.user_by_username(&name)? else {
@@ -260,6 +299,9 @@ impl Services {
                     .await
                     .map_err(internal)?;
                 if ok {
+                    self.release_attempt(&name_key, &ip)
+                        .await
+                        .map_err(internal)?;
                     (Some(user), Some(cred))
                 } else {
                     (None, None)
@@ -276,7 +318,7 @@ impl Services {
 
         let now = self.now();
         let (Some(user), Some(cred)) = (user, cred) else {
-            self.count_failure(&name_key, &ip).await.map_err(internal)?;
+            // Counted already, before the check.
             let (a, subject) = (actor.clone(), name_key.clone());
             self.db(move |r| {
                 record(

@@ -56,6 +56,16 @@ async fn conformance(store: Arc<dyn Ephemeral>) {
     assert_eq!(store.incr("n", MIN).await.unwrap(), 1);
     assert_eq!(store.incr("n", MIN).await.unwrap(), 2);
     assert_eq!(store.incr("n", MIN).await.unwrap(), 3);
+    // An attempt counted in advance can be given back, never below zero,
+    // and giving back never creates a counter.
+    store.decr("n").await.unwrap();
+    assert_eq!(store.incr("n", MIN).await.unwrap(), 3);
+    store.decr("absent").await.unwrap();
+    assert_eq!(store.get("absent").await.unwrap(), None);
+    store.incr("one", MIN).await.unwrap();
+    store.decr("one").await.unwrap();
+    store.decr("one").await.unwrap();
+    assert_eq!(store.incr("one", MIN).await.unwrap(), 1);
     let left = store.ttl("n").await.unwrap().unwrap();
     assert!(left <= MIN && left > Duration::from_secs(50), "{left:?}");
     assert_eq!(store.ttl("absent").await.unwrap(), None);

@@ -168,7 +168,12 @@ async fn first_start_prints_a_working_one_time_password_once_and_sigterm_stops_c
 async fn sigterm_lets_the_requests_in_flight_finish() {
     use futures_util::StreamExt;
     let dir = tempfile::tempdir().unwrap();
-    let config = json_config(dir.path(), "[login]\npassword_hashing_memory_mib = 19\n");
+    // Sign-ins in flight count against the account until their password
+    // proves right: room for the burst.
+    let config = json_config(
+        dir.path(),
+        "[login]\npassword_hashing_memory_mib = 19\nmax_failures_per_account = 20\n",
+    );
     let mut served = serve(&config);
     let (issuer, password) = issuer_and_password(&served.until_listening());
     let mut forms = Vec::new();

@@ -558,6 +558,12 @@ url = "{redis}"
 [keys]
 encryption_key = "{key}"
 
+# Bursts of sign-ins from one address and for one account are the point
+# of some tests here (each counts until its password proves right).
+[login]
+max_failures_per_account = 1000
+max_failures_per_ip = 10000
+
 [log]
 level = "warn"
 "#

@@ -3,6 +3,7 @@
 
 mod client_ip;
 mod consent;
+mod guessing;
 mod hashing;
 mod headers;
 mod input;
