@@ -1,14 +1,14 @@
-//! Password sign-in, throttling, browser sessions and password changes.
+//! Password sign-in, browser sessions and password changes (throttling is
+//! in `throttle.rs`).
 
+use super::throttle::{account_key, ip_key, locked};
 use super::{Actor, Services, record};
 use crate::crypto::password::{hash_password_in, verify_against_dummy, verify_password_in};
 use crate::crypto::{random_token, sha256_hex};
 use crate::domain::{PasswordCredential, Session, User, Username};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::lifecycle::{one_time_password_expired, password_change_only};
-use crate::protocol::login::{
-    FailureCounts, ThrottleDecision, ThrottleLimits, check_password_policy, human_wait, throttle,
-};
+use crate::protocol::login::{ThrottleDecision, check_password_policy};
 use serde_json::json;
 
 /// What every failed password sign-in says, whatever the reason, so that the
@@ -74,28 +74,6 @@ pub struct LoginFailure {
     pub error: Error,
 }
 
-pub(super) fn account_key(username: &str) -> String {
-    format!("loginfail:acct:{}", sha256_hex(username.as_bytes()))
-}
-
-/// What a locked account or address is told.
-pub(super) fn locked(retry_after: std::time::Duration) -> Error {
-    Error::new(
-        ErrorKind::Throttled,
-        format!(
-            "Too many failed sign-in attempts. Try again in {}.",
-            human_wait(retry_after)
-        ),
-    )
-}
-
-fn ip_key(ip: &str) -> String {
-    format!(
-        "loginfail:ip:{}",
-        crate::protocol::client_ip::throttle_unit(ip)
-    )
-}
-
 /// Client details recorded with a session.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
@@ -104,39 +82,6 @@ pub struct ClientInfo {
 }
 
 impl Services {
-    fn limits(&self) -> ThrottleLimits {
-        let l = &self.settings.login;
-        ThrottleLimits {
-            per_account: l.max_failures_per_account,
-            per_ip: l.max_failures_per_ip,
-            lockout: l.lockout,
-        }
-    }
-
-    pub(super) async fn throttle_decision(
-        &self,
-        username: &str,
-        ip: &str,
-    ) -> Result<ThrottleDecision> {
-        let (ak, ik) = (account_key(username), ip_key(ip));
-        let count = |v: Option<Vec<u8>>| {
-            v.and_then(|b| String::from_utf8(b).ok())
-                .and_then(|s| s.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        let counts = FailureCounts {
-            account: count(self.ephemeral.get(&ak).await?),
-            ip: count(self.ephemeral.get(&ik).await?),
-        };
-        let decision = throttle(counts, self.limits(), None);
-        if let ThrottleDecision::Locked { .. } = decision {
-            let a = self.ephemeral.ttl(&ak).await?.unwrap_or_default();
-            let i = self.ephemeral.ttl(&ik).await?.unwrap_or_default();
-            return Ok(throttle(counts, self.limits(), Some(a.max(i))));
-        }
-        Ok(decision)
-    }
-
     /// A sign-in with a name no account can have: counted against the
     /// address (so a flood of them ends in a lock), and recorded once per
     /// lock period under a fixed actor, never with the name sent.
@@ -195,44 +140,6 @@ impl Services {
                 .await?;
         }
         Ok(())
-    }
-
-    pub(super) async fn count_failure(&self, username: &str, ip: &str) -> Result<()> {
-        self.count_attempt(username, ip).await.map(|_| ())
-    }
-
-    /// Counts an attempt against the account and the address; the counts.
-    async fn count_attempt(&self, username: &str, ip: &str) -> Result<FailureCounts> {
-        let lockout = self.settings.login.lockout;
-        Ok(FailureCounts {
-            account: self.ephemeral.incr(&account_key(username), lockout).await?,
-            ip: self.ephemeral.incr(&ip_key(ip), lockout).await?,
-        })
-    }
-
-    /// Counts a password attempt as a failure before the password is
-    /// checked, so that guesses sent at once cannot outrun the lockout: each
-    /// takes one of the checks a window allows, and those past the limit
-    /// are refused unchecked. A store that cannot count refuses the attempt
-    /// (an error, 503): unlimited uncounted guesses are never the fallback.
-    async fn reserve_attempt(&self, username: &str, ip: &str) -> Result<ThrottleDecision> {
-        let counts = self.count_attempt(username, ip).await?;
-        let l = self.limits();
-        Ok(
-            if counts.account > u64::from(l.per_account) || counts.ip > u64::from(l.per_ip) {
-                ThrottleDecision::Locked {
-                    retry_after: l.lockout,
-                }
-            } else {
-                ThrottleDecision::Allow
-            },
-        )
-    }
-
-    /// Gives back an attempt counted in advance whose password was right.
-    async fn release_attempt(&self, username: &str, ip: &str) -> Result<()> {
-        self.ephemeral.decr(&account_key(username)).await?;
-        self.ephemeral.decr(&ip_key(ip)).await
     }
 
     /// Checks a username and password and, when they match an active account,

@@ -1,6 +1,7 @@
 //! TOTP and recovery codes: enrollment, and the second step of sign-in.
 
-use super::auth::{ClientInfo, SignedIn, account_key, locked};
+use super::auth::{ClientInfo, SignedIn};
+use super::throttle::{account_key, locked};
 use super::{Actor, Services, record};
 use crate::crypto::password::{hash_password_in, verify_password_in};
 use crate::crypto::{random_token, sha256_hex};

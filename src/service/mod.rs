@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod passkey;
 pub mod pim;
 pub mod saml;
+mod throttle;
 pub mod webauthn;
 
 use crate::clock::SharedClock;

@@ -65,33 +65,6 @@ fn admitted_under(
 }
 
 impl Services {
-    /// Handles a token request from an authenticated client.
-    pub async fn token(&self, client: &Client, req: TokenRequest) -> Result<TokenResponse> {
-        let grant_type = req
-            .grant_type
-            .as_deref()
-            .ok_or_else(|| invalid_request("grant_type is missing"))?;
-        let g = GrantType::parse(grant_type).ok_or_else(|| {
-            Error::oauth(
-                ErrorKind::InvalidInput,
-                "unsupported_grant_type",
-                format!("grant_type {grant_type} is not supported"),
-            )
-        })?;
-        check_grant_allowed(client, g)?;
-        match g {
-            GrantType::AuthorizationCode => self.redeem_code(client, req).await,
-            GrantType::RefreshToken => {
-                self.refresh(Caller::Authenticated(Box::new(client.clone())), req)
-                    .await
-            }
-            GrantType::ClientCredentials => {
-                self.client_credentials(Caller::Authenticated(Box::new(client.clone())), req)
-                    .await
-            }
-        }
-    }
-
     async fn revoke_grant_for(
         &self,
         grant_id: &str,
@@ -212,11 +185,29 @@ impl Services {
         match req.grant_type.as_deref().and_then(GrantType::parse) {
             Some(GrantType::ClientCredentials) => self.client_credentials(caller, req).await,
             Some(GrantType::RefreshToken) => self.refresh(caller, req).await,
-            _ => {
-                let client = self.db(move |r| caller.client_in(r)).await?;
-                self.token(&client, req).await
+            Some(GrantType::AuthorizationCode) => {
+                let g = GrantType::AuthorizationCode;
+                let client = self.db(move |r| client_for(r, &caller, g)).await?;
+                self.redeem_code(&client, req).await
+            }
+            None => {
+                // The client's authentication decides first, as for the others.
+                self.db(move |r| caller.client_in(r)).await?;
+                Err(unknown_grant_type(req.grant_type.as_deref()))
             }
         }
+    }
+}
+
+/// A missing or unsupported `grant_type`.
+fn unknown_grant_type(grant_type: Option<&str>) -> Error {
+    match grant_type {
+        None => invalid_request("grant_type is missing"),
+        Some(g) => Error::oauth(
+            ErrorKind::InvalidInput,
+            "unsupported_grant_type",
+            format!("grant_type {g} is not supported"),
+        ),
     }
 }
 
