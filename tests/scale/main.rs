@@ -14,6 +14,7 @@ mod faults;
 mod http;
 mod journeys;
 mod keys;
+mod nginx;
 mod oidc;
 mod outbox;
 mod passkey;
